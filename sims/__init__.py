@@ -1,0 +1,21 @@
+"""sims: a batched numpy/numba re-creation of SMAC battles (2c_vs_64zg and friends), no StarCraft II.
+
+Faces: `StarCraft2Env` (SMAC's API), `VecEnv` (batched training face), `parallel_env` (PettingZoo).
+The PettingZoo adapter and the renderer are imported lazily so the core needs neither.
+"""
+from .errors import DataError
+from .scenario import Scenario, list_scenarios, load_scenario
+from .smac_env import StarCraft2Env
+from .units import UnitType, load_unit_types
+from .vec_env import StepRecord, VecEnv
+from .world import World
+
+__all__ = ["DataError", "Scenario", "StarCraft2Env", "StepRecord", "UnitType", "VecEnv", "World",
+           "list_scenarios", "load_scenario", "load_unit_types", "parallel_env"]
+
+
+def parallel_env(map_name: str = "2c_vs_64zg", seed=None, render_mode=None, **smac_options):
+    """A PettingZoo `ParallelEnv` (see `sims.pz`)."""
+    from .pz import parallel_env as _pe
+
+    return _pe(map_name, seed=seed, render_mode=render_mode, **smac_options)

@@ -1,0 +1,96 @@
+"""`VecEnv`: the training face — B battles stepped together, arrays in and out, auto-reset."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .battle import Battle, SmacOptions, validate_actions
+
+
+@dataclass
+class StepRecord:
+    """One step of B environments. `obs`, `state`, `avail` describe the state the next actions
+    are taken in: for environments that just finished (`terminated`) that is the first state
+    of their next episode (`reset` says which were reset)."""
+
+    obs: np.ndarray  # float32 [B, n, obs_dim]
+    state: np.ndarray  # float32 [B, S]
+    avail: np.ndarray  # bool [B, n, A]
+    reward: np.ndarray  # float64 [B]
+    terminated: np.ndarray  # bool [B]: the episode ended at this step (win, loss, draw or time-out)
+    won: np.ndarray  # bool [B]
+    timeout: np.ndarray  # bool [B]: ended by the episode limit, not by a battle outcome
+    reset: np.ndarray  # bool [B]: obs/state/avail belong to a fresh episode
+    episode_return: np.ndarray  # float64 [B]: return of the episode that just ended (0 elsewhere)
+    episode_length: np.ndarray  # int64 [B]: its length in steps (0 elsewhere)
+    dead_allies: np.ndarray  # int64 [B], at the end of this step (before any reset)
+    dead_enemies: np.ndarray  # int64 [B]
+
+
+class VecEnv:
+    def __init__(self, map_name: str, num_envs: int = 1, seed: int | None = None, **smac_options):
+        self.options = SmacOptions.from_kwargs(smac_options)
+        self.battle = Battle(map_name, num_envs, seed, self.options)
+        b = self.battle
+        self.map_name = b.scenario.name
+        self.num_envs = b.B
+        self.n_agents = b.n
+        self.n_enemies = b.m
+        self.n_actions = b.n_actions
+        self.obs_dim = b.obs_size
+        self.state_dim = b.state_size
+        self.episode_limit = b.episode_limit
+        self._return = np.zeros(self.num_envs)
+        self._avail = None
+
+    @property
+    def world(self):
+        return self.battle.world
+
+    def get_env_info(self) -> dict:
+        b = self.battle
+        return {"state_shape": b.state_size, "obs_shape": b.obs_size, "n_actions": b.n_actions,
+                "n_agents": b.n, "episode_limit": b.episode_limit,
+                "agent_features": b.ally_state_attr_names(), "enemy_features": b.enemy_state_attr_names()}
+
+    def _observe(self):
+        b = self.battle
+        avail = b.avail()
+        obs = b.obs(avail)
+        self._avail = avail
+        return obs, b.state(obs), avail
+
+    def reset(self) -> StepRecord:
+        self.battle.reset()
+        self._return[:] = 0
+        obs, state, avail = self._observe()
+        B = self.num_envs
+        z = np.zeros(B, dtype=bool)
+        return StepRecord(obs, state, avail, np.zeros(B), z, z.copy(), z.copy(), np.ones(B, dtype=bool),
+                          np.zeros(B), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64), np.zeros(B, dtype=np.int64))
+
+    def step(self, actions) -> StepRecord:
+        if self._avail is None:
+            raise RuntimeError("call reset() before step()")
+        b = self.battle
+        if self.options.heuristic_ai:
+            acts = b.heuristic_actions()
+        else:
+            acts = validate_actions(actions, self.num_envs, self.n_agents, self._avail)
+        reward, term, won, timeout = b.step(acts)
+        self._return += reward
+        w = b.world
+        dead_allies = (~w.alive[:, :b.n]).sum(1)
+        dead_enemies = (~w.alive[:, b.n:]).sum(1)
+        ep_ret = np.where(term, self._return, 0.0)
+        ep_len = np.where(term, b.episode_steps, 0)
+        if term.any():
+            b.reset(term)
+            self._return[term] = 0
+        obs, state, avail = self._observe()
+        return StepRecord(obs, state, avail, reward, term, won, timeout, term.copy(), ep_ret, ep_len,
+                          dead_allies, dead_enemies)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,1 @@
+"""workbench: the Qt desktop app and the command line."""
