@@ -4,13 +4,14 @@ Faces: `StarCraft2Env` (SMAC's API), `VecEnv` (batched training face), `parallel
 The PettingZoo adapter and the renderer are imported lazily so the core needs neither.
 """
 from .errors import DataError
+from .matrix_games import MatrixGameVecEnv, list_matrix_games
 from .scenario import Scenario, list_scenarios, load_scenario
 from .smac_env import StarCraft2Env
 from .units import UnitType, load_unit_types
 from .vec_env import StepRecord, VecEnv
 from .world import World
 
-__all__ = ["DataError", "Scenario", "StarCraft2Env", "StepRecord", "UnitType", "VecEnv", "World",
+__all__ = ["DataError", "MatrixGameVecEnv", "list_matrix_games", "make_vec_env", "Scenario", "StarCraft2Env", "StepRecord", "UnitType", "VecEnv", "World",
            "list_scenarios", "load_scenario", "load_unit_types", "parallel_env"]
 
 
@@ -19,3 +20,10 @@ def parallel_env(map_name: str = "2c_vs_64zg", seed=None, render_mode=None, **sm
     from .pz import parallel_env as _pe
 
     return _pe(map_name, seed=seed, render_mode=render_mode, **smac_options)
+
+
+def make_vec_env(name: str, num_envs: int = 1, seed=None, autoreset: bool = True, **options):
+    """A `VecEnv` for a SMAC map, or a `MatrixGameVecEnv` for a matrix game, by name."""
+    if name in list_matrix_games():
+        return MatrixGameVecEnv(name, num_envs, seed=seed, autoreset=autoreset, **options)
+    return VecEnv(name, num_envs, seed=seed, autoreset=autoreset, **options)

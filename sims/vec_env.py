@@ -29,8 +29,15 @@ class StepRecord:
 
 
 class VecEnv:
-    def __init__(self, map_name: str, num_envs: int = 1, seed: int | None = None, **smac_options):
+    """B battles of one map. With `autoreset=True` (default) a finished battle starts its next
+    episode inside the same `step`; with `autoreset=False` it stays finished (its actions are
+    ignored, its observation is the final one) until `reset()` restarts all of them — the mode
+    the learner's lock-step runner uses, which also needs the final observation of time-outs."""
+
+    def __init__(self, map_name: str, num_envs: int = 1, seed: int | None = None, autoreset: bool = True,
+                 **smac_options):
         self.options = SmacOptions.from_kwargs(smac_options)
+        self.autoreset = bool(autoreset)
         self.battle = Battle(map_name, num_envs, seed, self.options)
         b = self.battle
         self.map_name = b.scenario.name
@@ -43,6 +50,7 @@ class VecEnv:
         self.episode_limit = b.episode_limit
         self._return = np.zeros(self.num_envs)
         self._avail = None
+        self._done = np.zeros(self.num_envs, dtype=bool)
 
     @property
     def world(self):
@@ -64,6 +72,7 @@ class VecEnv:
     def reset(self) -> StepRecord:
         self.battle.reset()
         self._return[:] = 0
+        self._done[:] = False
         obs, state, avail = self._observe()
         B = self.num_envs
         z = np.zeros(B, dtype=bool)
@@ -74,11 +83,16 @@ class VecEnv:
         if self._avail is None:
             raise RuntimeError("call reset() before step()")
         b = self.battle
+        active = ~self._done
         if self.options.heuristic_ai:
             acts = b.heuristic_actions()
         else:
-            acts = validate_actions(actions, self.num_envs, self.n_agents, self._avail)
-        reward, term, won, timeout = b.step(acts)
+            avail = self._avail
+            if not active.all():  # finished battles ignore their actions
+                avail = avail.copy()
+                avail[~active] = True
+            acts = validate_actions(actions, self.num_envs, self.n_agents, avail)
+        reward, term, won, timeout = b.step(acts, active)
         self._return += reward
         w = b.world
         dead_allies = (~w.alive[:, :b.n]).sum(1)
@@ -86,10 +100,14 @@ class VecEnv:
         ep_ret = np.where(term, self._return, 0.0)
         ep_len = np.where(term, b.episode_steps, 0)
         if term.any():
-            b.reset(term)
-            self._return[term] = 0
+            if self.autoreset:
+                b.reset(term)
+                self._return[term] = 0
+            else:
+                self._done |= term
         obs, state, avail = self._observe()
-        return StepRecord(obs, state, avail, reward, term, won, timeout, term.copy(), ep_ret, ep_len,
+        reset = term.copy() if self.autoreset else np.zeros_like(term)
+        return StepRecord(obs, state, avail, reward, term, won, timeout, reset, ep_ret, ep_len,
                           dead_allies, dead_enemies)
 
     def close(self) -> None:

@@ -1,31 +1,159 @@
-"""The `qmix-workbench` command."""
+"""The `qmix-workbench` command: the app (no arguments), headless training, evaluation, presets."""
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="qmix-workbench", description=__doc__)
+    p = argparse.ArgumentParser(prog="qmix-workbench",
+                                description="QMIX Workbench. Without a command, opens the app.")
     sub = p.add_subparsers(dest="cmd")
+    t = sub.add_parser("train", help="train headless (progress bar, run directory under runs/)")
+    t.add_argument("--preset", help="preset name (see `presets`), e.g. qmix_2c_vs_64zg")
+    t.add_argument("--config", help="path to your own TOML config (applied after the preset)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a config key, e.g. --set learner.lr=0.0005 (repeatable)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="resume a run from its latest checkpoint")
+    t.add_argument("--run-dir", help="write the run here instead of runs/<name>_<time>")
+    e = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
+    e.add_argument("checkpoint", help="checkpoint file or run directory")
+    e.add_argument("--episodes", type=int, default=32)
+    e.add_argument("--seed", type=int, default=12345)
+    sub.add_parser("presets", help="list the shipped presets")
+    sub.add_parser("maps", help="list the scenarios and matrix games")
     r = sub.add_parser("render", help="render a battle of a scenario to a PNG")
     r.add_argument("--map", default="2c_vs_64zg")
     r.add_argument("--steps", type=int, default=20)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="frame.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
-    sub.add_parser("maps", help="list the scenarios")
     args = p.parse_args(argv)
-    if args.cmd == "maps":
-        from sims import list_scenarios, load_scenario
+    try:
+        if args.cmd is None:
+            from workbench.app import run_app
 
-        for name in list_scenarios():
-            s = load_scenario(name)
-            print(f"{name:12s} agents {s.n_agents:3d}  enemies {s.n_enemies:3d}  limit {s.limit}")
+            return run_app()
+        return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render}[args.cmd](args)
+    except (ValueError, TypeError) as exc:  # config, checkpoint and input errors name what is wrong
+        print(f"qmix-workbench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _presets(args) -> int:
+    from models.config import list_presets, load_config
+
+    for name in list_presets():
+        c = load_config(name)
+        print(f"{name:28s} {c.algorithm_name:9s} on {c.env.map_name}")
+    return 0
+
+
+def _maps(args) -> int:
+    from sims import list_matrix_games, list_scenarios, load_scenario
+
+    for name in list_scenarios():
+        s = load_scenario(name)
+        print(f"{name:14s} agents {s.n_agents:3d}  enemies {s.n_enemies:3d}  limit {s.limit}")
+    for name in list_matrix_games():
+        print(f"{name:14s} matrix game, 2 agents")
+    return 0
+
+
+class ProgressBar:
+    """One self-rewriting line: env steps, steps/s, win rate, epsilon (a Callbacks for `train`)."""
+
+    def __init__(self, t_max: int, stream=sys.stderr):
+        self.t_max, self.stream = t_max, stream
+        self.win = float("nan")
+        self.test = float("nan")
+        self.last = 0.0
+
+    def on_start(self, info):
+        print(f"run directory: {info['run_dir']}  ({info['algorithm']} on {info['env_info']['n_agents']} agents, "
+              f"device {info['device']})", file=self.stream)
+
+    def on_episode(self, m):
+        self.win = m["won"] if self.win != self.win else 0.98 * self.win + 0.02 * m["won"]
+        self.eps = m["epsilon"]
+        self.t = m["t_env"]
+
+    def on_update(self, m):
+        now = time.monotonic()
+        if now - self.last < 0.5:
+            return
+        self.last = now
+        frac = min(m["t_env"] / self.t_max, 1.0)
+        bar = "#" * int(frac * 30)
+        self.stream.write(f"\r[{bar:30s}] {m['t_env']:>10,d}/{self.t_max:,d} steps  {m['steps_per_s']:>6,.0f} steps/s  "
+                          f"win {self.win:5.1%}  test {self.test:5.1%}  eps {self.eps:.3f}  loss {m['loss']:.4f}")
+        self.stream.flush()
+
+    def on_eval(self, m):
+        self.test = m["test_win_rate"]
+
+    def on_end(self, s):
+        self.stream.write("\n")
+        print(f"done: {s['t_env']:,d} env steps, final test win rate {s['final_test_win_rate']:.1%}, "
+              f"checkpoint {s['checkpoint']}", file=self.stream)
+
+    # the rest of the Callbacks interface
+    def on_checkpoint(self, path):
+        pass
+
+    def wants_steps(self):
+        return False
+
+    def should_stop(self):
+        return False
+
+
+def _train(args) -> int:
+    from models.config import apply_overrides, load_config
+    from models.train import train
+
+    if args.resume:
+        if args.preset or args.config:
+            raise ValueError("--resume takes the run's own config; drop --preset/--config")
+        from models.checkpoint import load_checkpoint
+        from models.config import from_dict
+
+        meta, _ = load_checkpoint(args.resume)
+        cfg = from_dict(meta["config"])
+        bar = ProgressBar(cfg.run.t_max)
+        train(cfg, callbacks=bar, resume=args.resume, log=lambda m: print(m, file=sys.stderr))
         return 0
-    if args.cmd == "render":
-        return _render(args)
-    p.print_help()
+    if not args.preset and not args.config:
+        raise ValueError("train needs --preset NAME or --config FILE (see `qmix-workbench presets`)")
+    cfg = load_config(args.preset) if args.preset else None
+    if args.config:
+        import tomllib
+
+        from models.config import from_dict
+
+        with open(args.config, "rb") as f:
+            try:
+                doc = tomllib.load(f)
+            except tomllib.TOMLDecodeError as exc:
+                raise ValueError(f"{args.config}: not valid TOML: {exc}") from None
+        cfg = from_dict(doc, cfg)
+    cfg = apply_overrides(cfg, args.overrides)
+    train(cfg, callbacks=ProgressBar(cfg.run.t_max), run_dir=args.run_dir, log=lambda m: print(m, file=sys.stderr))
+    return 0
+
+
+def _eval(args) -> int:
+    from models.checkpoint import load_checkpoint
+    from models.config import from_dict
+    from models.evaluate import evaluate_checkpoint
+
+    meta, _ = load_checkpoint(args.checkpoint)
+    cfg = from_dict(meta["config"])
+    res = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+    print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
+          f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
+          f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")
     return 0
 
 

@@ -1,0 +1,246 @@
+"""Typed, validated training configuration: dataclasses loaded from TOML presets plus overrides.
+
+A config has four sections — `env`, `algo`, `learner`, `run` — and every key is checked:
+unknown keys and bad values are errors that name the key (e.g. `learner.lr`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PRESET_PACKAGE = "models.presets"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names the key."""
+
+
+@dataclass
+class EnvConfig:
+    map_name: str = "2c_vs_64zg"
+    num_envs: int = 16  # battles collected in lock-step per round
+    profile: str = "lotv"
+    options: dict = field(default_factory=dict)  # extra SMAC options, e.g. {obs_last_action = true}
+
+
+@dataclass
+class AlgoConfig:
+    mixer: str = "qmix"  # "none" (IQL) | "vdn" | "qmix"
+    res: bool = False  # RES softmax operator + Monte-Carlo regulariser
+    res_beta: float = 5.0
+    res_lambda: float = 0.05
+    res_exact: bool = False  # softmax over every joint action (small joint spaces only)
+    agent_hidden: int = 64
+    mixing_embed: int = 32
+    hypernet_embed: int = 64
+
+
+@dataclass
+class LearnerConfig:
+    optimizer: str = "adam"  # "adam" | "rmsprop"
+    lr: float = 1e-3
+    gamma: float = 0.99
+    td_lambda: float = 0.6  # 0 gives one-step targets
+    double_q: bool = True
+    target_update: str = "hard"  # "hard" | "polyak"
+    target_update_interval: int = 200  # updates between hard copies
+    tau: float = 0.005  # polyak rate per update
+    grad_clip: float = 10.0
+    batch_size: int = 32  # episodes per update
+    buffer_size: int = 1000  # episodes
+    updates_per_round: int = 2  # gradient updates after each round of num_envs episodes
+    bootstrap_timeouts: bool = True  # a time-out is a truncation, not a terminal state
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    t_max: int = 2_000_000  # env steps
+    epsilon_start: float = 1.0
+    epsilon_finish: float = 0.05
+    epsilon_anneal_steps: int = 100_000
+    test_interval: int = 20_000  # env steps between greedy evaluations
+    test_episodes: int = 32
+    save_interval: int = 200_000  # env steps between checkpoints (0: only at the end)
+    save_buffer: bool = False
+    runs_dir: str = "runs"
+    snapshot_hz: float = 30.0  # probe snapshots for a watching GUI (only when one asks)
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    time_limit_s: float = 0.0  # stop (and save) after this much training wall time; 0: no limit
+
+
+@dataclass
+class Config:
+    env: EnvConfig = field(default_factory=EnvConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_toml(self) -> str:
+        return dump_toml(self.to_dict())
+
+    @property
+    def algorithm_name(self) -> str:
+        base = {"none": "IQL", "vdn": "VDN", "qmix": "QMIX"}[self.algo.mixer]
+        return f"RES-{base}" if self.algo.res else base
+
+
+SECTIONS = {"env": EnvConfig, "algo": AlgoConfig, "learner": LearnerConfig, "run": RunConfig}
+CHOICES = {
+    "algo.mixer": ("none", "vdn", "qmix"),
+    "learner.optimizer": ("adam", "rmsprop"),
+    "learner.target_update": ("hard", "polyak"),
+    "run.device": ("auto", "cpu", "cuda"),
+    "env.profile": ("lotv", "liberty"),
+}
+POSITIVE = {"env.num_envs", "algo.agent_hidden", "algo.mixing_embed", "algo.hypernet_embed", "learner.lr",
+            "learner.target_update_interval", "learner.batch_size", "learner.buffer_size", "run.t_max",
+            "run.test_episodes", "learner.grad_clip", "learner.updates_per_round", "run.test_interval"}
+UNIT_INTERVAL = {"learner.gamma", "learner.td_lambda", "learner.tau", "run.epsilon_start", "run.epsilon_finish"}
+NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "run.epsilon_anneal_steps", "run.save_interval",
+                "run.snapshot_hz", "run.threads", "run.time_limit_s"}
+
+
+def _check_value(key: str, typ, value):
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    elif typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    elif typ is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {value!r}")
+    if key in POSITIVE and value <= 0:
+        raise ConfigError(f"{key}: expected a positive value, got {value!r}")
+    if key in NON_NEGATIVE and value < 0:
+        raise ConfigError(f"{key}: expected a value >= 0, got {value!r}")
+    if key in UNIT_INTERVAL and not 0 <= value <= 1:
+        raise ConfigError(f"{key}: expected a value in [0, 1], got {value!r}")
+    return value
+
+
+def from_dict(doc: dict, base: Config | None = None) -> Config:
+    """Apply a nested dict (as read from TOML) on top of `base` (defaults when None), validating every key."""
+    cfg = dataclasses.replace(base) if base is not None else Config()
+    cfg = Config(**{name: dataclasses.replace(getattr(cfg, name)) for name in SECTIONS})
+    for section, values in doc.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"unknown section {section!r}; known sections: {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a table of keys, got {values!r}")
+        obj = getattr(cfg, section)
+        hints = get_type_hints(SECTIONS[section])
+        for k, v in values.items():
+            key = f"{section}.{k}"
+            if k not in hints:
+                raise ConfigError(f"unknown key {key!r}; keys of [{section}]: {', '.join(hints)}")
+            setattr(obj, k, _check_value(key, hints[k], v))
+    _check_consistency(cfg)
+    return cfg
+
+
+def _check_consistency(cfg: Config) -> None:
+    if cfg.algo.res and cfg.algo.mixer == "none":
+        raise ConfigError("algo.res: RES needs a mixer (vdn or qmix), but algo.mixer is 'none'")
+    if cfg.learner.batch_size > cfg.learner.buffer_size:
+        raise ConfigError(f"learner.batch_size ({cfg.learner.batch_size}) must not exceed "
+                          f"learner.buffer_size ({cfg.learner.buffer_size})")
+    if cfg.run.epsilon_finish > cfg.run.epsilon_start:
+        raise ConfigError("run.epsilon_finish must not exceed run.epsilon_start")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`section.key=value` with a TOML value (`lr=1e-3`, `res=true`, `name="x"`); bare words are strings."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected section.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if key.count(".") < 1:
+        raise ConfigError(f"override {item!r}: the key must name its section, e.g. learner.lr=0.001")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key, value
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    doc: dict = {}
+    for item in overrides:
+        key, value = parse_override(item)
+        section, _, rest = key.partition(".")
+        if section == "env" and rest.startswith("options."):
+            doc.setdefault("env", {}).setdefault("options", dict(cfg.env.options))[rest[len("options."):]] = value
+            continue
+        doc.setdefault(section, {})[rest] = value
+    return from_dict(doc, cfg)
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files(PRESET_PACKAGE).iterdir() if p.name.endswith(".toml"))
+
+
+def load_config(preset_or_path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """A preset by name (`qmix_2c_vs_64zg`), or a TOML file by path, with `section.key=value` overrides."""
+    cfg = Config()
+    if preset_or_path is not None:
+        p = Path(preset_or_path)
+        if p.suffix == ".toml" or p.exists():
+            if not p.exists():
+                raise ConfigError(f"config file {str(p)!r} does not exist")
+            text, where = p.read_text(), str(p)
+        else:
+            names = list_presets()
+            if str(preset_or_path) not in names:
+                raise ConfigError(f"unknown preset {str(preset_or_path)!r}; presets: {', '.join(names)}")
+            text = (resources.files(PRESET_PACKAGE) / f"{preset_or_path}.toml").read_text()
+            where = f"preset {preset_or_path}"
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{where}: not valid TOML: {e}") from None
+        try:
+            cfg = from_dict(doc)
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+    return apply_overrides(cfg, overrides or [])
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dump_toml(doc: dict) -> str:
+    lines = []
+    for section, values in doc.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""Greedy evaluation of a saved checkpoint, independent of any run in progress."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+import sims
+
+from .agent import RNNAgent
+from .checkpoint import check_compatible, load_checkpoint
+from .config import from_dict
+from .mixers import make_mixer
+from .runner import Runner
+
+
+def load_policy(path, device="cpu"):
+    """(config, agent, mixer, meta) from a checkpoint file or run directory."""
+    meta, tensors = load_checkpoint(path, device)
+    cfg = from_dict(meta["config"])
+    fp = meta["fingerprint"]
+    agent = RNNAgent(fp["obs_dim"], fp["n_agents"], fp["n_actions"], fp["agent_hidden"]).to(device)
+    agent.load_state_dict(tensors["learner"]["agent"])
+    mixer = make_mixer(fp["mixer"], fp["n_agents"], fp["state_dim"], fp["mixing_embed"], fp["hypernet_embed"])
+    if mixer is not None:
+        mixer.to(device).load_state_dict(tensors["learner"]["mixer"])
+    return cfg, agent, mixer, meta
+
+
+def make_env_for(cfg, num_envs: int, seed: int, autoreset: bool):
+    opts = dict(cfg.env.options)
+    if cfg.env.map_name not in sims.list_matrix_games():
+        opts["profile"] = cfg.env.profile
+    return sims.make_vec_env(cfg.env.map_name, num_envs, seed=seed, autoreset=autoreset, **opts)
+
+
+def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu") -> dict:
+    if episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    cfg, agent, mixer, meta = load_policy(path, device)
+    env = make_env_for(cfg, episodes, seed, autoreset=False)
+    info = env.get_env_info()
+    check_compatible(meta, {"obs_dim": info["obs_shape"], "n_actions": info["n_actions"],
+                            "state_dim": info["state_shape"]}, path)
+    runner = Runner(env, agent, torch.device(device), cfg.learner.gamma)
+    b = runner.run(0.0, np.random.default_rng(seed))
+    return {"win_rate": float(b.won.mean()), "return": float(b.episode_return.mean()),
+            "dead_enemies": float(b.dead_enemies.mean()), "episodes": int(b.size)}

@@ -1,0 +1,180 @@
+"""`Learner`: the Q-learning update for IQL, VDN, QMIX and RES, read top to bottom in `update`."""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from .agent import RNNAgent
+from .config import Config
+
+NEG_INF = -1e9
+
+
+def lambda_returns(reward, terminal, filled, values, gamma: float, lam: float):
+    """TD(lambda) targets (pymarl2). reward/terminal/filled [B, T], values [B, T+1] = bootstrap value of
+    s_t (index t+1 is the state after step t); extra trailing dims (IQL's agents) broadcast."""
+    T = reward.shape[1]
+    while reward.dim() < values.dim():
+        reward, terminal, filled = reward.unsqueeze(-1), terminal.unsqueeze(-1), filled.unsqueeze(-1)
+    out = torch.zeros_like(values[:, :T])
+    g = values[:, T]
+    for t in range(T - 1, -1, -1):
+        nxt_valid = filled[:, t + 1] if t + 1 < T else torch.zeros_like(filled[:, t])
+        g_next = torch.where(nxt_valid > 0, g, values[:, t + 1])  # past the end: bootstrap fully
+        c = gamma * (1.0 - terminal[:, t])
+        g = reward[:, t] + c * ((1 - lam) * values[:, t + 1] + lam * g_next)
+        out[:, t] = g
+    return out
+
+
+def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: float, exact: bool = False):
+    """RES softmax operator (Pan et al. 2021) at states [R, S] with agent Qs [R, n, A]:
+    over the joint actions where at most one agent deviates from the online greedy joint action
+    (or, `exact`, over all joint actions), weights softmax(beta * Qtot_online), values Qtot_target."""
+    R, n, A = q_online.shape
+    qo = q_online.masked_fill(~avail, NEG_INF)
+    greedy = qo.argmax(-1)  # [R, n]
+    if exact:
+        grids = torch.meshgrid(*[torch.arange(A, device=q_online.device)] * n, indexing="ij")
+        joint = torch.stack([g.reshape(-1) for g in grids], -1)  # [K, n]
+        joint = joint.unsqueeze(0).expand(R, -1, -1)
+    else:
+        joint = greedy[:, None, None, :].expand(R, n, A, n).clone()
+        for i in range(n):
+            joint[:, i, :, i] = torch.arange(A, device=q_online.device)
+        joint = joint.reshape(R, n * A, n)
+    K = joint.shape[1]
+    idx = joint.permute(0, 2, 1)  # [R, n, K]
+    cand_online = torch.gather(q_online, 2, idx).permute(0, 2, 1)  # [R, K, n]
+    cand_target = torch.gather(q_target, 2, idx).permute(0, 2, 1)
+    valid = torch.gather(avail, 2, idx).all(1)  # [R, K]
+    qtot_online = mixer.mix(cand_online, mixer.hyper(state))
+    qtot_target = target_mixer.mix(cand_target, target_mixer.hyper(state))
+    logits = (beta * qtot_online).masked_fill(~valid, NEG_INF)
+    w = torch.softmax(logits, dim=-1)
+    return (w * qtot_target).sum(-1)
+
+
+class Learner:
+    def __init__(self, agent: RNNAgent, mixer: nn.Module | None, cfg: Config, device):
+        self.agent, self.mixer, self.cfg, self.device = agent, mixer, cfg, device
+        self.target_agent = copy.deepcopy(agent)
+        self.target_mixer = copy.deepcopy(mixer) if mixer is not None else None
+        self.params = list(agent.parameters()) + (list(mixer.parameters()) if mixer is not None else [])
+        L = cfg.learner
+        if L.optimizer == "adam":
+            self.optim = torch.optim.Adam(self.params, lr=L.lr)
+        else:
+            self.optim = torch.optim.RMSprop(self.params, lr=L.lr, alpha=0.99, eps=1e-5)
+        self.updates = 0
+
+    def update(self, batch: dict) -> dict:
+        cfg, L, A = self.cfg, self.cfg.learner, self.cfg.algo
+        obs, state, avail = batch["obs"], batch["state"], batch["avail"]  # [B, T+1, ...]
+        actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
+        terminal, filled = batch["terminal"], batch["filled"]  # [B, T]
+        B, T1, n, _ = obs.shape
+        T = T1 - 1
+
+        # 1. agent Q-values over whole episodes (one nn.GRU call each), online and target
+        last = torch.cat([torch.full_like(actions[:, :1], -1), actions], 1)  # action before each step
+        inputs = self.agent.build_inputs(obs, last)
+        q = self.agent.unroll(inputs)  # [B, T+1, n, A]
+        with torch.no_grad():
+            tq = self.target_agent.unroll(inputs)
+        q_taken = torch.gather(q[:, :T], 3, actions.unsqueeze(-1))[..., 0]  # [B, T, n]
+
+        # 2. Qtot of the taken joint actions
+        qtot = self.mixer(q_taken, state[:, :T]) if self.mixer is not None else q_taken  # [B, T] or [B, T, n]
+
+        # 3. bootstrap values of every state: max (double Q: argmax online, value target) or RES softmax
+        with torch.no_grad():
+            q_det = q.detach().masked_fill(~avail, NEG_INF)
+            tq_masked = tq.masked_fill(~avail, NEG_INF)
+            if L.double_q:
+                greedy = q_det.argmax(-1, keepdim=True)
+                tq_best = torch.gather(tq, 3, greedy)[..., 0]
+            else:
+                tq_best = tq_masked.max(-1).values
+            values = self.target_mixer(tq_best, state) if self.target_mixer is not None else tq_best
+            if A.res:
+                # the softmax operator only at states that are bootstrapped from (steps 1..T of filled episodes)
+                need = torch.zeros(B, T1, dtype=torch.bool, device=obs.device)
+                need[:, 1:] = filled > 0
+                soft = res_operator(q.detach()[need], tq[need], avail[need], self.mixer, self.target_mixer,
+                                    state[need], A.res_beta, A.res_exact)
+                max_values = values
+                values = values.clone()
+                values[need] = soft
+            targets = lambda_returns(reward, terminal, filled, values, L.gamma, L.td_lambda)
+
+        # 4. masked TD loss (+ RES's pull of Qtot toward the Monte-Carlo return)
+        mask = filled if qtot.dim() == 2 else filled.unsqueeze(-1).expand_as(qtot)
+        n_valid = mask.sum().clamp(min=1)
+        td = (qtot - targets) * mask
+        loss = (td ** 2).sum() / n_valid
+        reg = torch.zeros((), device=obs.device)
+        if A.res:
+            reg = (((qtot - batch["mc_return"]) * mask) ** 2).sum() / n_valid
+            loss = loss + A.res_lambda * reg
+
+        # 5. gradient step, clipped
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, L.grad_clip)
+        self.optim.step()
+        self.updates += 1
+
+        # 6. target networks: hard copy every N updates, or Polyak averaging every update
+        if L.target_update == "hard":
+            if self.updates % L.target_update_interval == 0:
+                self.sync_targets()
+        else:
+            with torch.no_grad():
+                for src, dst in self._target_pairs():
+                    dst.lerp_(src, L.tau)
+
+        metrics = {
+            "loss": float(loss.detach()),
+            "td_error": float(td.detach().abs().sum() / n_valid),
+            "grad_norm": float(grad_norm),
+            "qtot_taken": float((qtot.detach() * mask).sum() / n_valid),
+            "target": float((targets * mask).sum() / n_valid),
+            "updates": self.updates,
+        }
+        if A.res:
+            metrics["res_reg"] = float(reg.detach())
+            fm = filled > 0
+            metrics["res_softmax_value"] = float(values[:, 1:][fm].mean())
+            metrics["max_value"] = float(max_values[:, 1:][fm].mean())
+        return metrics
+
+    def _target_pairs(self):
+        pairs = list(zip(self.agent.parameters(), self.target_agent.parameters()))
+        if self.mixer is not None:
+            pairs += list(zip(self.mixer.parameters(), self.target_mixer.parameters()))
+        return pairs
+
+    def sync_targets(self) -> None:
+        self.target_agent.load_state_dict(self.agent.state_dict())
+        if self.mixer is not None:
+            self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+    def state_dict(self) -> dict:
+        d = {"agent": self.agent.state_dict(), "target_agent": self.target_agent.state_dict(),
+             "optim": self.optim.state_dict(), "updates": self.updates}
+        if self.mixer is not None:
+            d["mixer"] = self.mixer.state_dict()
+            d["target_mixer"] = self.target_mixer.state_dict()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        self.agent.load_state_dict(d["agent"])
+        self.target_agent.load_state_dict(d["target_agent"])
+        if self.mixer is not None:
+            self.mixer.load_state_dict(d["mixer"])
+            self.target_mixer.load_state_dict(d["target_mixer"])
+        self.optim.load_state_dict(d["optim"])
+        self.updates = int(d["updates"])

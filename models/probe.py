@@ -1,0 +1,72 @@
+"""`Probe`: what the networks think about one state — the GUI's only way into the models."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .learner import res_operator
+
+
+@dataclass
+class ProbeResult:
+    q: np.ndarray  # [n, A] agent Q-values
+    avail: np.ndarray  # [n, A] bool
+    chosen: np.ndarray  # [n] the joint action taken (or to be taken)
+    greedy: np.ndarray  # [n] argmax over available actions
+    qtot_chosen: float | None  # None for IQL (no mixer)
+    qtot_greedy: float | None
+    joint: np.ndarray | None  # [A, A] Qtot of every joint action (2 agents), NaN where unavailable
+    hyper: dict = field(default_factory=dict)  # QMIX: w1 [n, E], b1 [E], w2 [E], v scalar
+    credit: np.ndarray | None = None  # [n] dQtot/dQi at the chosen joint action
+    res_value: float | None = None  # RES softmax operator value of this state (when beta is given)
+
+
+class Probe:
+    def __init__(self, agent, mixer=None, res_beta: float | None = None):
+        self.agent, self.mixer, self.res_beta = agent, mixer, res_beta
+
+    def from_q(self, q: torch.Tensor, state: np.ndarray, avail: np.ndarray, chosen: np.ndarray | None = None,
+               joint_table: bool = True) -> ProbeResult:
+        """Probe a state whose agent Q-values `q` [n, A] are already known (the runner's acting step)."""
+        q = q.detach().float()
+        dev = q.device
+        n, A = q.shape
+        av = torch.as_tensor(avail, dtype=torch.bool, device=dev)
+        greedy = q.masked_fill(~av, -float("inf")).argmax(-1)
+        chosen_t = greedy if chosen is None else torch.as_tensor(np.asarray(chosen), dtype=torch.long, device=dev)
+        res = ProbeResult(q=q.cpu().numpy(), avail=np.asarray(avail, dtype=bool), chosen=chosen_t.cpu().numpy(),
+                          greedy=greedy.cpu().numpy(), qtot_chosen=None, qtot_greedy=None, joint=None)
+        if self.mixer is None:
+            return res
+        st = torch.as_tensor(np.asarray(state), dtype=torch.float32, device=dev)
+        qc = q.gather(1, chosen_t[:, None])[:, 0].clone().requires_grad_(True)
+        with torch.enable_grad():
+            qtot = self.mixer(qc, st)
+            (grad,) = torch.autograd.grad(qtot, qc)
+        res.credit = grad.cpu().numpy()
+        res.qtot_chosen = float(qtot.detach())
+        with torch.no_grad():
+            hyper = self.mixer.hyper(st)
+            res.hyper = {k: v.cpu().numpy() for k, v in hyper.items()}
+            res.qtot_greedy = float(self.mixer.mix(q.gather(1, greedy[:, None])[:, 0][None], hyper)[0])
+            if joint_table and n == 2:
+                a0, a1 = torch.meshgrid(torch.arange(A, device=dev), torch.arange(A, device=dev), indexing="ij")
+                cand = torch.stack([q[0][a0.reshape(-1)], q[1][a1.reshape(-1)]], -1)  # [A*A, 2]
+                table = self.mixer.mix(cand, hyper).reshape(A, A).cpu().numpy()
+                ok = np.asarray(avail[0], bool)[:, None] & np.asarray(avail[1], bool)[None, :]
+                res.joint = np.where(ok, table, np.nan)
+            if self.res_beta is not None:
+                res.res_value = float(res_operator(q[None], q[None], av[None], self.mixer, self.mixer, st[None],
+                                                   self.res_beta)[0])
+        return res
+
+    @torch.no_grad()
+    def __call__(self, obs, state, avail, hidden: torch.Tensor, last_actions, chosen=None) -> tuple[ProbeResult, torch.Tensor]:
+        """Probe from raw inputs: obs [n, obs], hidden [n, H] before this step; returns (result, next hidden)."""
+        dev = next(self.agent.parameters()).device
+        o = torch.as_tensor(np.asarray(obs), dtype=torch.float32, device=dev)[None]
+        last = torch.as_tensor(np.asarray(last_actions), dtype=torch.long, device=dev)[None]
+        q, h = self.agent.step(self.agent.build_inputs(o, last), hidden[None].to(dev))
+        return self.from_q(q[0], state, avail, chosen), h[0]

@@ -1,0 +1,321 @@
+"""`train(config, callbacks)`: the one training loop — used by the CLI, the GUI's trainer
+process, sweeps and tests. Writes a run directory: config.toml, metrics.csv, TensorBoard
+events (tb/) and checkpoints (checkpoints/)."""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import sims
+
+from .agent import RNNAgent
+from .buffer import EpisodeBuffer
+from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .config import Config, from_dict
+from .learner import Learner
+from .mixers import make_mixer
+from .probe import Probe
+from .runner import Runner, epsilon_at
+
+CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
+               "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
+               "res_softmax_value", "max_value", "test_win_rate", "test_return", "steps_per_s"]
+
+
+class Callbacks:
+    """Hooks into `train`. Every method is optional; with none given training pays nothing."""
+
+    def on_start(self, info: dict) -> None: ...
+    def on_episode(self, m: dict) -> None: ...
+    def on_update(self, m: dict) -> None: ...
+    def on_eval(self, m: dict) -> None: ...
+    def on_checkpoint(self, path: str) -> None: ...
+    def on_end(self, summary: dict) -> None: ...
+
+    def wants_steps(self) -> bool:
+        """True to get `on_step` every env step (snapshots, pausing, forced actions)."""
+        return False
+
+    def on_step(self, ctx: "StepContext") -> np.ndarray | None:
+        """Called every env step when `wants_steps()`; may return actions [B, n] to use instead."""
+        return None
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class StepContext:
+    """What `Callbacks.on_step` sees: the acting step of a round, with a lazily built probe of env 0."""
+
+    def __init__(self, trainer: "Trainer", t: int, rec, q: torch.Tensor, actions: np.ndarray):
+        self.trainer, self.t, self.rec, self.q, self.actions = trainer, t, rec, q, actions
+
+    @property
+    def world(self):
+        return getattr(self.trainer.env, "world", None)
+
+    def probe(self, env_index: int = 0, chosen=None):
+        tr = self.trainer
+        return tr.probe.from_q(self.q[env_index], self.rec.state[env_index], self.rec.avail[env_index],
+                               self.actions[env_index] if chosen is None else chosen)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("run.device = 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def _rng_state(g: np.random.Generator) -> dict:
+    return g.bit_generator.state
+
+
+def _set_rng_state(g: np.random.Generator, st: dict) -> None:
+    g.bit_generator.state = st
+
+
+class Trainer:
+    """Everything one run holds. `train()` drives it; the GUI's trainer process drives it too."""
+
+    def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
+                 callbacks: Callbacks | None = None, log=print):
+        self.cb = callbacks or Callbacks()
+        self.log = log
+        ckpt = None
+        if resume is not None:
+            meta, tensors = load_checkpoint(resume)
+            ckpt = (meta, tensors)
+            cfg = from_dict(meta["config"])
+            if run_dir is None:
+                run_dir = Path(meta["run_dir"]) if Path(resume).is_file() else Path(resume)
+        self.cfg = cfg
+        R = cfg.run
+        if R.threads:
+            torch.set_num_threads(R.threads)
+        self.device = resolve_device(R.device)
+        torch.manual_seed(R.seed)
+        self.rng = np.random.default_rng(R.seed)
+        opts = dict(cfg.env.options)
+        if cfg.env.map_name not in sims.list_matrix_games():
+            opts["profile"] = cfg.env.profile
+        self.env = sims.make_vec_env(cfg.env.map_name, cfg.env.num_envs, seed=R.seed, autoreset=False, **opts)
+        self.test_env = sims.make_vec_env(cfg.env.map_name, R.test_episodes, seed=R.seed + 10_007, autoreset=False,
+                                          **opts)
+        e = self.env
+        self.agent = RNNAgent(e.obs_dim, e.n_agents, e.n_actions, cfg.algo.agent_hidden).to(self.device)
+        self.mixer = make_mixer(cfg.algo.mixer, e.n_agents, e.state_dim, cfg.algo.mixing_embed,
+                                cfg.algo.hypernet_embed)
+        if self.mixer is not None:
+            self.mixer.to(self.device)
+        self.learner = Learner(self.agent, self.mixer, cfg, self.device)
+        self.buffer = EpisodeBuffer(cfg.learner.buffer_size, e.episode_limit, e.n_agents, e.obs_dim, e.state_dim,
+                                    e.n_actions)
+        self.runner = Runner(e, self.agent, self.device, cfg.learner.gamma, cfg.learner.bootstrap_timeouts)
+        self.runner.mixer = self.mixer
+        self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
+        self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
+        self.t_env = self.episodes = self.rounds = 0
+        self.last_test = -10**18
+        self.last_save = 0
+        self.wall = 0.0
+        self.fingerprint = {"map_name": cfg.env.map_name, "n_agents": e.n_agents, "n_actions": e.n_actions,
+                            "obs_dim": e.obs_dim, "state_dim": e.state_dim, "mixer": cfg.algo.mixer,
+                            "agent_hidden": cfg.algo.agent_hidden, "mixing_embed": cfg.algo.mixing_embed,
+                            "hypernet_embed": cfg.algo.hypernet_embed}
+        self.run_dir = Path(run_dir) if run_dir is not None else self._new_run_dir()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            self._restore(*ckpt)
+        (self.run_dir / "config.toml").write_text(cfg.to_toml())
+        self._csv_file = open(self.run_dir / "metrics.csv", "a", newline="")
+        self._csv = csv.DictWriter(self._csv_file, CSV_COLUMNS, extrasaction="ignore")
+        if self._csv_file.tell() == 0:
+            self._csv.writeheader()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(self.run_dir / "tb"))
+        self.log(self.buffer.describe())
+
+    # ---- run directory -------------------------------------------------------------------------
+    def _new_run_dir(self) -> Path:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        base = Path(self.cfg.run.runs_dir) / f"{self.cfg.run.name}_{stamp}_s{self.cfg.run.seed}"
+        p, k = base, 1
+        while p.exists():
+            k += 1
+            p = base.with_name(base.name + f"_{k}")
+        return p
+
+    def _truncate_csv(self, t_env: int) -> None:
+        """On resume, rows written after the checkpoint would be written again: keep a backup, drop them."""
+        path = self.run_dir / "metrics.csv"
+        if not path.exists():
+            return
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        keep = [r for r in rows if int(r["t_env"]) <= t_env]
+        if len(keep) == len(rows):
+            return
+        shutil.copy2(path, path.with_name(f"metrics.csv.before-resume-{int(time.time())}"))
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(keep)
+        os.replace(tmp, path)
+
+    def _row(self, kind: str, m: dict) -> None:
+        self._csv.writerow({"kind": kind, "t_env": self.t_env, "episodes": self.episodes,
+                            "updates": self.learner.updates, "wall_s": round(self.wall, 3), **m})
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def _world_rngs(self, env) -> list:
+        w = getattr(env, "world", None)
+        return [] if w is None else [_rng_state(g) for g in w.rngs]
+
+    def save(self, path: str | Path | None = None) -> Path:
+        ck_dir = self.run_dir / "checkpoints"
+        path = Path(path) if path is not None else ck_dir / f"t{self.t_env:010d}.pt"
+        meta = {"config": self.cfg.to_dict(), "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
+                "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
+                "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng),
+                "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
+                "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
+        tensors = {"learner": self.learner.state_dict(), "torch_rng": torch.get_rng_state()}
+        if self.cfg.run.save_buffer:
+            tensors["buffer"] = self.buffer.state_dict()
+        save_checkpoint(path, meta, tensors)
+        if path.parent == ck_dir:
+            save_checkpoint(ck_dir / "latest.pt", meta, tensors)
+        self.cb.on_checkpoint(str(path))
+        return path
+
+    def _restore(self, meta: dict, tensors: dict) -> None:
+        check_compatible(meta, self.fingerprint, meta.get("path", "checkpoint"))
+        self.learner.load_state_dict(tensors["learner"])
+        torch.set_rng_state(tensors["torch_rng"])
+        if "buffer" in tensors:
+            self.buffer.load_state_dict(tensors["buffer"])
+        self.t_env, self.episodes, self.rounds = meta["t_env"], meta["episodes"], meta["rounds"]
+        self.last_test, self.last_save, self.wall = meta["last_test"], meta["last_save"], meta["wall"]
+        _set_rng_state(self.rng, meta["rng"])
+        for env, key in ((self.env, "env_rngs"), (self.test_env, "test_env_rngs")):
+            w = getattr(env, "world", None)
+            for g, st in zip([] if w is None else w.rngs, meta[key]):
+                _set_rng_state(g, st)
+        self._truncate_csv(self.t_env)
+
+    def load_weights(self, path) -> dict:
+        """Load only the networks of a checkpoint (for watching or evaluating)."""
+        meta, tensors = load_checkpoint(path, self.device)
+        check_compatible(meta, self.fingerprint, meta.get("path", str(path)))
+        self.learner.load_state_dict(tensors["learner"])
+        return meta
+
+    # ---- the loop ---------------------------------------------------------------------------------
+    def epsilon(self) -> float:
+        R = self.cfg.run
+        return epsilon_at(self.t_env, R.epsilon_start, R.epsilon_finish, R.epsilon_anneal_steps)
+
+    def evaluate(self, n_rounds: int = 1) -> dict:
+        wins, rets = [], []
+        for _ in range(n_rounds):
+            b = self.test_runner.run(0.0, self.rng)
+            wins.append(b.won)
+            rets.append(b.episode_return)
+        won, ret = np.concatenate(wins), np.concatenate(rets)
+        return {"test_win_rate": float(won.mean()), "test_return": float(ret.mean()), "episodes": int(len(won))}
+
+    def round(self) -> dict:
+        """One round: collect num_envs episodes, store them, update; evaluate and save when due."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        eps = self.epsilon()
+        self.runner.hook = self._step_hook if self.cb.wants_steps() else None
+        batch = self.runner.run(eps, self.rng)
+        self.buffer.add(batch)
+        steps = int(batch.length.sum())
+        self.t_env += steps
+        self.episodes += batch.size
+        self.rounds += 1
+        over = self.runner.overestimation(batch)
+        for b in range(batch.size):
+            m = {"return": float(batch.episode_return[b]), "won": int(batch.won[b]), "length": int(batch.length[b]),
+                 "dead_enemies": int(batch.dead_enemies[b]), "epsilon": eps, "overestimation": float(over[b])}
+            self._row("episode", m)
+            self.cb.on_episode({"t_env": self.t_env, "episodes": self.episodes, **m})
+        self.tb.add_scalar("episode/return", float(batch.episode_return.mean()), self.t_env)
+        self.tb.add_scalar("episode/win_rate", float(batch.won.mean()), self.t_env)
+        self.tb.add_scalar("episode/overestimation", float(over.mean()), self.t_env)
+        self.tb.add_scalar("episode/epsilon", eps, self.t_env)
+        um = None
+        L = cfg.learner
+        if self.buffer.can_sample(L.batch_size):
+            for _ in range(L.updates_per_round):
+                um = self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
+            for k, v in um.items():
+                if k != "updates":
+                    self.tb.add_scalar(f"update/{k}", v, self.t_env)
+        dt = time.perf_counter() - t0
+        self.wall += dt
+        sps = steps / max(dt, 1e-9)
+        if um is not None:
+            self._row("update", {**um, "steps_per_s": sps})
+            self.cb.on_update({"t_env": self.t_env, "steps_per_s": sps, **um})
+        self.tb.add_scalar("perf/steps_per_s", sps, self.t_env)
+        ev = None
+        if self.t_env - self.last_test >= cfg.run.test_interval:
+            self.last_test = self.t_env
+            ev = self.evaluate()
+            self._row("eval", {"test_win_rate": ev["test_win_rate"], "test_return": ev["test_return"]})
+            self.tb.add_scalar("test/win_rate", ev["test_win_rate"], self.t_env)
+            self.tb.add_scalar("test/return", ev["test_return"], self.t_env)
+            self.cb.on_eval({"t_env": self.t_env, **ev})
+        if cfg.run.save_interval and self.t_env - self.last_save >= cfg.run.save_interval:
+            self.last_save = self.t_env
+            self.save()
+        self._csv_file.flush()
+        return {"t_env": self.t_env, "episodes": self.episodes, "epsilon": eps, "steps_per_s": sps,
+                "win_rate": float(batch.won.mean()), "return": float(batch.episode_return.mean()),
+                "eval": ev, "update": um}
+
+    def _step_hook(self, runner, t, rec, q, actions):
+        return self.cb.on_step(StepContext(self, t, rec, q, actions))
+
+    def close(self) -> None:
+        self._csv_file.close()
+        self.tb.close()
+
+
+def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resume=None, log=print) -> dict:
+    """Train until `run.t_max` env steps (or `callbacks.should_stop()`); returns a summary."""
+    tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log)
+    cb = tr.cb
+    cb.on_start({"run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
+                 "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name})
+    last = None
+    try:
+        limit = tr.cfg.run.time_limit_s
+        while tr.t_env < tr.cfg.run.t_max and not cb.should_stop():
+            if limit and tr.wall >= limit:
+                break
+            last = tr.round()
+        final_eval = tr.evaluate()
+        tr._row("eval", {"test_win_rate": final_eval["test_win_rate"], "test_return": final_eval["test_return"]})
+        ck = tr.save()
+        summary = {"run_dir": str(tr.run_dir), "t_env": tr.t_env, "episodes": tr.episodes,
+                   "updates": tr.learner.updates, "final_test_win_rate": final_eval["test_win_rate"],
+                   "final_test_return": final_eval["test_return"], "checkpoint": str(ck), "last_round": last}
+        cb.on_end(summary)
+        return summary
+    finally:
+        tr.close()

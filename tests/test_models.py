@@ -1,0 +1,106 @@
+"""Networks, targets, RES and the probe, on small random inputs."""
+import numpy as np
+import pytest
+import torch
+
+from models.agent import RNNAgent
+from models.learner import lambda_returns, res_operator
+from models.mixers import QMixer, VDNMixer
+from models.probe import Probe
+
+
+def test_gru_unroll_equals_stepping():
+    torch.manual_seed(0)
+    agent = RNNAgent(obs_dim=5, n_agents=2, n_actions=4, hidden=8)
+    obs = torch.randn(3, 6, 2, 5)
+    last = torch.randint(-1, 4, (3, 6, 2))
+    inp = agent.build_inputs(obs, last)
+    q_unroll = agent.unroll(inp)
+    h = agent.init_hidden(3)
+    steps = []
+    for t in range(6):
+        q, h = agent.step(inp[:, t], h)
+        steps.append(q)
+    torch.testing.assert_close(q_unroll, torch.stack(steps, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_qmix_is_monotonic_in_every_agent_q():
+    torch.manual_seed(1)
+    mixer = QMixer(n_agents=3, state_dim=10, embed=8, hypernet_embed=16)
+    for _ in range(20):
+        qs = torch.randn(64, 3, requires_grad=True)
+        st = torch.randn(64, 10)
+        (g,) = torch.autograd.grad(mixer(qs, st).sum(), qs)
+        assert (g >= 0).all()
+
+
+def test_probe_credit_is_nonnegative_for_qmix_and_vdn_sums():
+    torch.manual_seed(2)
+    agent = RNNAgent(obs_dim=6, n_agents=2, n_actions=5, hidden=8)
+    qmix = QMixer(2, 7, embed=4, hypernet_embed=8)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        q = torch.randn(2, 5)
+        st = rng.normal(size=7).astype(np.float32)
+        avail = rng.random((2, 5)) < 0.7
+        avail[:, 1] = True
+        r = Probe(agent, qmix).from_q(q, st, avail)
+        assert (r.credit >= 0).all()
+        assert r.joint.shape == (5, 5)
+        # the table holds Qtot of every available joint action, including the greedy one
+        assert r.joint[r.greedy[0], r.greedy[1]] == pytest.approx(r.qtot_greedy, abs=1e-5)
+        assert np.isnan(r.joint[~avail[0]]).all()
+        assert set(r.hyper) == {"w1", "b1", "w2", "v"} and r.hyper["w1"].shape == (2, 4) and (r.hyper["w1"] >= 0).all()
+        v = Probe(agent, VDNMixer()).from_q(q, st, avail, chosen=np.array([1, 1]))
+        assert v.qtot_chosen == pytest.approx(float(q[0, 1] + q[1, 1]), abs=1e-6)
+        assert np.allclose(v.credit, 1.0)
+
+
+def test_lambda_returns_match_a_hand_computation():
+    r = torch.tensor([[1.0, 2.0, 3.0, 0.0]])
+    term = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    filled = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    v = torch.tensor([[10.0, 20.0, 30.0, 40.0, 50.0]])  # bootstrap values of s_0..s_4
+    g, lam = 0.9, 0.5
+    G2 = 3.0  # terminal
+    G1 = 2.0 + g * ((1 - lam) * 30.0 + lam * G2)
+    G0 = 1.0 + g * ((1 - lam) * 20.0 + lam * G1)
+    out = lambda_returns(r, term, filled, v, g, lam)
+    torch.testing.assert_close(out[0, :3], torch.tensor([G0, G1, G2]))
+    one_step = lambda_returns(r, term, filled, v, g, 0.0)
+    torch.testing.assert_close(one_step[0, :3], torch.tensor([1 + g * 20.0, 2 + g * 30.0, 3.0]))
+    # a truncated episode (no terminal) bootstraps from the state after its last step
+    trunc = lambda_returns(r, torch.zeros_like(term), filled, v, g, lam)
+    assert trunc[0, 2] == pytest.approx(3.0 + g * 40.0)
+
+
+def test_res_operator_limits():
+    torch.manual_seed(3)
+    R, n, A = 5, 2, 4
+    mixer = QMixer(n, 6, embed=4, hypernet_embed=8)
+    q = torch.randn(R, n, A)
+    avail = torch.ones(R, n, A, dtype=torch.bool)
+    avail[:, 1, 3] = False
+    st = torch.randn(R, 6)
+    with torch.no_grad():
+        hard = res_operator(q, q, avail, mixer, mixer, st, beta=1e4)
+        uniform = res_operator(q, q, avail, mixer, mixer, st, beta=0.0)
+        # brute force over the one-deviation set
+        greedy = q.masked_fill(~avail, -1e9).argmax(-1)
+        vals, best = [], []
+        for r_ in range(R):
+            cands = []
+            for i in range(n):
+                for a in range(A):
+                    if not avail[r_, i, a]:
+                        continue
+                    u = greedy[r_].clone()
+                    u[i] = a
+                    cands.append(mixer(q[r_, torch.arange(n), u][None], st[r_][None])[0])
+            c = torch.stack(cands)
+            vals.append(c.mean())
+            best.append(c.max())
+    torch.testing.assert_close(uniform, torch.stack(vals), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(hard, torch.stack(best), rtol=1e-4, atol=1e-4)
+    exact = res_operator(q, q, avail, mixer, mixer, st, beta=1e4, exact=True)
+    assert (exact >= hard - 1e-4).all()  # the max over all joint actions is at least the max over one deviation

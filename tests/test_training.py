@@ -1,0 +1,169 @@
+"""Configs, the training loop, run directories, checkpoints and the CLI, at small sizes."""
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from models.buffer import EpisodeBuffer
+from models.checkpoint import CheckpointError, load_checkpoint
+from models.config import ConfigError, list_presets, load_config
+from models.runner import epsilon_at
+from models.train import Callbacks, Trainer, train
+from workbench.cli import main as cli
+
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+           "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=400",
+           "run.t_max=300", "run.save_interval=0"]
+
+
+def test_every_algorithm_has_2c_and_matrix_presets():
+    names = set(list_presets())
+    for algo in ("iql", "vdn", "qmix", "res_qmix", "res_vdn"):
+        for game in ("2c_vs_64zg", "twostep", "matrix_nonmono", "matrix_mild"):
+            assert f"{algo}_{game}" in names
+            load_config(f"{algo}_{game}")
+
+
+@pytest.mark.parametrize("override, message", [
+    ("learner.lrr=0.1", "unknown key 'learner.lrr'"),
+    ("learner.lr=-1", "learner.lr: expected a positive value"),
+    ("learner.lr=fast", "learner.lr: expected a number"),
+    ("algo.mixer=qtran", "algo.mixer: expected one of none, vdn, qmix"),
+    ("run.device=tpu", "run.device: expected one of auto, cpu, cuda"),
+    ("learner.gamma=1.5", "learner.gamma: expected a value in"),
+    ("trainer.lr=1", "unknown section 'trainer'"),
+    ("lr=1", "must name its section"),
+])
+def test_bad_config_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("qmix_2c_vs_64zg", [override])
+
+
+def test_unknown_preset_and_user_toml(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'qmix_3m'; presets: .*qmix_2c_vs_64zg"):
+        load_config("qmix_3m")
+    p = tmp_path / "mine.toml"
+    p.write_text('[algo]\nmixer = "vdn"\n[learner]\nlr = 0.0005\n')
+    c = load_config(str(p), ["run.seed=3"])
+    assert (c.algo.mixer, c.learner.lr, c.run.seed) == ("vdn", 0.0005, 3)
+    p.write_text("[algo]\nmixxer = 1\n")
+    with pytest.raises(ConfigError, match=r"mine.toml: unknown key 'algo.mixxer'"):
+        load_config(str(p))
+    with pytest.raises(ConfigError, match="RES needs a mixer"):
+        load_config("iql_2c_vs_64zg", ["algo.res=true"])
+
+
+def test_epsilon_schedule_is_linear():
+    assert epsilon_at(0, 1.0, 0.05, 100) == 1.0
+    assert epsilon_at(50, 1.0, 0.05, 100) == pytest.approx(0.525)
+    assert epsilon_at(10**6, 1.0, 0.05, 100) == 0.05
+
+
+def test_buffer_is_compact_and_reports_its_memory():
+    buf = EpisodeBuffer(10, 400, 2, 332, 342, 70)
+    assert buf.obs.dtype == np.float16 and buf.avail.dtype == bool and buf.actions.dtype == np.int16
+    assert buf.nbytes < 10 * 1.0e6  # < 1 MB per 2c_vs_64zg episode
+    assert "MiB" in buf.describe()
+
+
+class Recorder(Callbacks):
+    def __init__(self):
+        self.episodes, self.updates, self.evals, self.steps = [], [], [], 0
+
+    def on_episode(self, m):
+        self.episodes.append(m)
+
+    def on_update(self, m):
+        self.updates.append(m)
+
+    def on_eval(self, m):
+        self.evals.append(m)
+
+    def wants_steps(self):
+        return True
+
+    def on_step(self, ctx):
+        self.steps += 1
+        if self.steps == 3:
+            self.probe = ctx.probe(0)
+        return None
+
+
+@pytest.mark.parametrize("preset", ["qmix_2c_vs_64zg", "res_qmix_2c_vs_64zg", "iql_2c_vs_64zg", "res_vdn_2c_vs_64zg"])
+def test_train_writes_a_run_directory_and_reports_metrics(preset, tmp_path):
+    rec = Recorder()
+    s = train(load_config(preset, TINY_2C + [f'run.runs_dir="{tmp_path}"']), callbacks=rec, log=lambda *a: None)
+    run = s["run_dir"]
+    assert os.path.exists(os.path.join(run, "config.toml"))
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(run, "tb")))
+    assert os.path.exists(os.path.join(run, "checkpoints", "latest.pt"))
+    rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+    kinds = {r["kind"] for r in rows}
+    assert {"episode", "update", "eval"} <= kinds
+    ep = [r for r in rows if r["kind"] == "episode"]
+    assert all(r["overestimation"] != "" for r in ep)
+    up = rec.updates[-1]
+    for k in ("loss", "td_error", "grad_norm", "qtot_taken", "target"):
+        assert np.isfinite(up[k])
+    if "res" in preset:
+        assert "res_softmax_value" in up and "max_value" in up
+    assert rec.steps > 0 and rec.probe.q.shape == (2, 70)
+    if "iql" in preset:
+        assert rec.probe.qtot_chosen is None
+    else:
+        assert rec.probe.joint.shape == (70, 70)
+
+
+def test_resume_continues_exactly(tmp_path):
+    over = TINY_2C + ["run.save_buffer=true", "run.test_interval=100000"]
+    a = Trainer(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", log=lambda *a: None)
+    for _ in range(3):
+        a.round()
+    ck = a.save()
+    for _ in range(2):
+        a.round()
+    b = Trainer(None, resume=ck, run_dir=tmp_path / "b", log=lambda *a: None)
+    assert b.t_env == load_checkpoint(ck)[0]["t_env"]
+    for _ in range(2):
+        b.round()
+    assert a.t_env == b.t_env
+    for (k, p), q in zip(a.agent.state_dict().items(), b.agent.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
+    a.close()
+    b.close()
+
+
+def test_checkpoint_is_atomic_and_rejects_other_maps(tmp_path):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", log=lambda *a: None)
+    tr.round()
+    path = tr.save()
+    tr.close()
+    assert not [f for f in os.listdir(path.parent) if f.endswith(".tmp")]
+    other = Trainer(load_config("qmix_matrix_mild", [f'run.runs_dir="{tmp_path}"']), log=lambda *a: None)
+    with pytest.raises(CheckpointError, match="map_name: checkpoint has '2c_vs_64zg', this run has 'matrix_mild'"):
+        other.load_weights(path)
+    wider = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["algo.agent_hidden=32"]), run_dir=tmp_path / "w",
+                    log=lambda *a: None)
+    with pytest.raises(CheckpointError, match="agent_hidden"):
+        wider.load_weights(path)
+    other.close()
+    wider.close()
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(bad)
+
+
+def test_cli_train_eval_and_errors(tmp_path, capsys):
+    run = tmp_path / "cli_run"
+    assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "run.t_max=640", "--run-dir", str(run)]) == 0
+    assert (run / "checkpoints" / "latest.pt").exists()
+    assert cli(["eval", str(run), "--episodes", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "QMIX on matrix_mild" in out and "over 4 greedy episodes" in out
+    assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "learner.nope=1"]) == 2
+    assert "unknown key 'learner.nope'" in capsys.readouterr().err
+    assert cli(["train", "--resume", str(run)]) == 0  # t_max already reached: evaluates and saves again
+    assert cli(["eval", str(tmp_path / "missing")]) == 2
