@@ -17,7 +17,8 @@ class ProbeResult:
     greedy: np.ndarray  # [n] argmax over available actions
     qtot_chosen: float | None  # None for IQL (no mixer)
     qtot_greedy: float | None
-    joint: np.ndarray | None  # [A, A] Qtot of every joint action (2 agents), NaN where unavailable
+    joint: np.ndarray | None  # [A, A] Qtot of every joint action (2 agents)
+    joint_avail: np.ndarray | None = None  # [A, A] bool: both actions available
     hyper: dict = field(default_factory=dict)  # QMIX: w1 [n, E], b1 [E], w2 [E], v scalar
     credit: np.ndarray | None = None  # [n] dQtot/dQi at the chosen joint action
     res_value: float | None = None  # RES softmax operator value of this state (when beta is given)
@@ -55,8 +56,8 @@ class Probe:
                 a0, a1 = torch.meshgrid(torch.arange(A, device=dev), torch.arange(A, device=dev), indexing="ij")
                 cand = torch.stack([q[0][a0.reshape(-1)], q[1][a1.reshape(-1)]], -1)  # [A*A, 2]
                 table = self.mixer.mix(cand, hyper).reshape(A, A).cpu().numpy()
-                ok = np.asarray(avail[0], bool)[:, None] & np.asarray(avail[1], bool)[None, :]
-                res.joint = np.where(ok, table, np.nan)
+                res.joint = table
+                res.joint_avail = np.asarray(avail[0], bool)[:, None] & np.asarray(avail[1], bool)[None, :]
             if self.res_beta is not None:
                 res.res_value = float(res_operator(q[None], q[None], av[None], self.mixer, self.mixer, st[None],
                                                    self.res_beta)[0])

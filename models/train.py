@@ -51,20 +51,25 @@ class Callbacks:
         return False
 
 
-class StepContext:
-    """What `Callbacks.on_step` sees: the acting step of a round, with a lazily built probe of env 0."""
+class StopRequested(Exception):
+    """Raised from `Callbacks.on_step` to end training at once (the round in progress is dropped)."""
 
-    def __init__(self, trainer: "Trainer", t: int, rec, q: torch.Tensor, actions: np.ndarray):
-        self.trainer, self.t, self.rec, self.q, self.actions = trainer, t, rec, q, actions
+
+class StepContext:
+    """What `Callbacks.on_step` sees: one acting step (before the env steps), with probes on demand."""
+
+    def __init__(self, probe: Probe, env, t: int, rec, q: torch.Tensor, actions: np.ndarray, t_env: int,
+                 epsilon: float):
+        self.probe_, self.env, self.t, self.rec, self.q, self.actions = probe, env, t, rec, q, actions
+        self.t_env, self.epsilon = t_env, epsilon
 
     @property
     def world(self):
-        return getattr(self.trainer.env, "world", None)
+        return getattr(self.env, "world", None)
 
-    def probe(self, env_index: int = 0, chosen=None):
-        tr = self.trainer
-        return tr.probe.from_q(self.q[env_index], self.rec.state[env_index], self.rec.avail[env_index],
-                               self.actions[env_index] if chosen is None else chosen)
+    def probe(self, env_index: int = 0, chosen=None, joint_table: bool = True):
+        return self.probe_.from_q(self.q[env_index], self.rec.state[env_index], self.rec.avail[env_index],
+                                  self.actions[env_index] if chosen is None else chosen, joint_table=joint_table)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -289,7 +294,7 @@ class Trainer:
                 "eval": ev, "update": um}
 
     def _step_hook(self, runner, t, rec, q, actions):
-        return self.cb.on_step(StepContext(self, t, rec, q, actions))
+        return self.cb.on_step(StepContext(self.probe, self.env, t, rec, q, actions, self.t_env, self.epsilon()))
 
     def close(self) -> None:
         self._csv_file.close()
@@ -300,21 +305,31 @@ def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resu
     """Train until `run.t_max` env steps (or `callbacks.should_stop()`); returns a summary."""
     tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log)
     cb = tr.cb
-    cb.on_start({"run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
-                 "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name})
+    cb.on_start({"mode": "train", "run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
+                 "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,
+                 "save": tr.save})  # `save()` writes a checkpoint now, e.g. from on_step
     last = None
     try:
         limit = tr.cfg.run.time_limit_s
-        while tr.t_env < tr.cfg.run.t_max and not cb.should_stop():
-            if limit and tr.wall >= limit:
+        stopped = False
+        while tr.t_env < tr.cfg.run.t_max:
+            if cb.should_stop() or (limit and tr.wall >= limit):
+                stopped = cb.should_stop()
                 break
-            last = tr.round()
-        final_eval = tr.evaluate()
-        tr._row("eval", {"test_win_rate": final_eval["test_win_rate"], "test_return": final_eval["test_return"]})
+            try:
+                last = tr.round()
+            except StopRequested:
+                stopped = True
+                break
+        final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
+        if not stopped:  # a user's stop should be quick: skip the final evaluation
+            final_eval = tr.evaluate()
+            tr._row("eval", {"test_win_rate": final_eval["test_win_rate"], "test_return": final_eval["test_return"]})
         ck = tr.save()
         summary = {"run_dir": str(tr.run_dir), "t_env": tr.t_env, "episodes": tr.episodes,
                    "updates": tr.learner.updates, "final_test_win_rate": final_eval["test_win_rate"],
-                   "final_test_return": final_eval["test_return"], "checkpoint": str(ck), "last_round": last}
+                   "final_test_return": final_eval["test_return"], "checkpoint": str(ck), "last_round": last,
+                   "stopped": stopped}
         cb.on_end(summary)
         return summary
     finally:

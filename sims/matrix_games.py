@@ -117,5 +117,12 @@ class MatrixGameVecEnv:
         reset = term.copy() if self.autoreset else z.copy()
         return StepRecord(obs, state, avail, reward, term, z.copy(), z.copy(), reset, ep_ret, ep_len, zi, zi.copy())
 
+    def payoff_of(self, env_index: int = 0):
+        """The true payoff table of env `env_index`'s current state (None where it pays nothing yet)."""
+        if not self.two_step:
+            return self.payoff
+        st = int(self._state[env_index])
+        return None if st == 0 else (np.full((2, 2), 7.0) if st == 1 else self.payoff)
+
     def close(self) -> None:
         pass

@@ -33,9 +33,7 @@ def _icons_dir():
 
 class Renderer:
     def __init__(self, scenario: Scenario, scale: int = 20, hud: bool = True):
-        if not pygame.get_init():
-            pygame.display.init()
-        pygame.font.init()
+        pygame.font.init()  # drawing needs no display; `show()` opens one on demand
         self.scenario = scenario
         self.scale = scale
         self.hud = hud
@@ -174,6 +172,7 @@ class Renderer:
         if os.environ.get("SDL_VIDEODRIVER") == "dummy":
             return
         if self._window is None:
+            pygame.display.init()
             self._window = pygame.display.set_mode(frame.shape[1::-1])
         pygame.surfarray.blit_array(self._window, np.transpose(frame, (1, 0, 2)))
         pygame.display.flip()

@@ -107,6 +107,12 @@ class World:
             ok[att] = kernel.ATTACK
             tgt[att] = target[att]
 
+    def snapshot(self, b: int = 0) -> dict:
+        """Battle `b`'s changing arrays as plain numpy (a few KB), for a `WorldView` elsewhere."""
+        d = {k: getattr(self, k)[b].copy() for k in SNAPSHOT_FIELDS}
+        d["tick"] = int(self.tick[b])
+        return d
+
     def advance(self, n_ticks: int = TICKS_PER_STEP, active: np.ndarray | None = None) -> None:
         if active is None:
             active = np.ones(self.B, dtype=bool)
@@ -114,3 +120,25 @@ class World:
         fn(active, int(n_ticks), self.pos, self.health, self.shield, self.energy, self.cooldown, self.since_hit,
            self.alive, self.order_kind, self.order_target, self.order_point, self.fire_tick, self.fire_point,
            self.tick, self.rng_key, self.team, self.utype, self.ttab, self.ai_kind, self.ai_point, *self._terrain)
+
+
+SNAPSHOT_FIELDS = ("pos", "health", "shield", "alive", "cooldown", "fire_tick", "fire_point", "order_kind",
+                   "order_target")
+
+
+class WorldView:
+    """One battle of a `World`, copied out (`World.snapshot`) so it can travel between processes and be
+    drawn by `sims.render.Renderer` like a world with B = 1."""
+
+    def __init__(self, world: "World", snap: dict):
+        for k in ("types", "ttab", "utype", "team", "radius", "max_health", "max_shield", "wkind", "n", "U",
+                  "scenario"):
+            setattr(self, k, getattr(world, k))
+        self.B = 1
+        self.update(snap)
+
+    def update(self, snap: dict) -> None:
+        for k in SNAPSHOT_FIELDS:
+            setattr(self, k, np.asarray(snap[k])[None])
+        self.tick = np.array([snap["tick"]])
+

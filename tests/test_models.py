@@ -49,7 +49,7 @@ def test_probe_credit_is_nonnegative_for_qmix_and_vdn_sums():
         assert r.joint.shape == (5, 5)
         # the table holds Qtot of every available joint action, including the greedy one
         assert r.joint[r.greedy[0], r.greedy[1]] == pytest.approx(r.qtot_greedy, abs=1e-5)
-        assert np.isnan(r.joint[~avail[0]]).all()
+        assert not r.joint_avail[~avail[0]].any() and r.joint_avail[np.ix_(avail[0], avail[1])].all()
         assert set(r.hyper) == {"w1", "b1", "w2", "v"} and r.hyper["w1"].shape == (2, 4) and (r.hyper["w1"] >= 0).all()
         v = Probe(agent, VDNMixer()).from_q(q, st, avail, chosen=np.array([1, 1]))
         assert v.qtot_chosen == pytest.approx(float(q[0, 1] + q[1, 1]), abs=1e-6)

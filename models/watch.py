@@ -1,0 +1,43 @@
+"""`watch(checkpoint, callbacks)`: greedy episodes of a saved policy, one battle at a time, with the
+same step hooks as training (snapshots, pause, single-step, forced actions). No learning."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .evaluate import load_policy, make_env_for
+from .probe import Probe
+from .runner import Runner
+from .train import Callbacks, StepContext, StopRequested
+
+
+def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None) -> dict:
+    cfg, agent, mixer, meta = load_policy(checkpoint, device)
+    env = make_env_for(cfg, 1, seed, autoreset=False)
+    probe = Probe(agent, mixer, cfg.algo.res_beta if cfg.algo.res else None)
+    runner = Runner(env, agent, torch.device(device), cfg.learner.gamma)
+    runner.mixer = mixer
+    rng = np.random.default_rng(seed)
+    state = {"t_env": 0, "episodes": 0}
+    runner.hook = lambda r, t, rec, q, acts: callbacks.on_step(
+        StepContext(probe, env, t, rec, q, acts, state["t_env"], 0.0))
+    callbacks.on_start({"mode": "watch", "checkpoint": meta["path"], "config": cfg.to_dict(),
+                        "env_info": env.get_env_info(), "algorithm": meta["algorithm"], "t_env": meta["t_env"],
+                        "run_dir": meta.get("run_dir", "")})
+    try:
+        while max_episodes is None or state["episodes"] < max_episodes:
+            if callbacks.should_stop():
+                break
+            b = runner.run(0.0, rng)
+            state["t_env"] += int(b.length.sum())
+            state["episodes"] += 1
+            over = runner.overestimation(b)
+            callbacks.on_episode({"t_env": state["t_env"], "episodes": state["episodes"],
+                                  "return": float(b.episode_return[0]), "won": int(b.won[0]),
+                                  "length": int(b.length[0]), "dead_enemies": int(b.dead_enemies[0]),
+                                  "epsilon": 0.0, "overestimation": float(over[0])})
+    except StopRequested:
+        pass
+    summary = {"episodes": state["episodes"], "t_env": state["t_env"]}
+    callbacks.on_end(summary)
+    return summary

@@ -1,0 +1,176 @@
+"""The real window, real trainer process and real simulator, offscreen, at tiny sizes."""
+import multiprocessing as mp
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from workbench.app import MainWindow  # noqa: E402
+from workbench.state import WorkbenchState  # noqa: E402
+
+TINY = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "run.test_episodes=2",
+        "run.test_interval=600", "run.save_interval=0", "run.snapshot_hz=30"]
+WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before its first step
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    w = MainWindow(runs_dir=str(tmp_path / "runs"))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+    assert not w.client.alive()
+
+
+def _start(qtbot, w, extra=()):
+    w.start_training(TINY + list(extra))
+    qtbot.waitUntil(lambda: w.state.snapshots_seen >= 2, timeout=WAIT)
+
+
+def test_state_model_without_qt():
+    st = WorkbenchState()
+    st.ingest([("start", {"mode": "train", "run_dir": "r", "algorithm": "QMIX", "t_env": 0,
+                          "env_info": {"n_agents": 2, "n_actions": 70}, "config": {"env": {"map_name": "2c_vs_64zg"}}}),
+               ("episode", {"t_env": 30, "episodes": 1, "return": 5.0, "won": 0, "epsilon": 0.9, "overestimation": 1.0}),
+               ("eval", {"t_env": 30, "test_win_rate": 0.25})])
+    assert st.series["return"].n == 1 and st.series["test_win_rate"].y[0] == 0.25 and st.t_env == 30
+    st.select_agent(1)
+    with pytest.raises(ValueError, match="agent 2 does not exist"):
+        st.select_agent(2)
+    st.process_ended(-9)
+    assert "exit code -9" in st.error and st.mode == "idle"
+
+
+def test_window_opens_ready_on_2c_vs_64zg(window):
+    c = window.controls
+    assert c.scenario.currentText() == "2c_vs_64zg" and c.algorithm.currentText() == "QMIX"
+    assert c.start.isEnabled() and not c.pause.isEnabled()
+    assert set(window.docks) >= {"Controls", "Agent Q-values", "Qtot", "Joint-action landscape", "Mixer",
+                                 "Training curves"}
+
+
+def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot, window):
+    w = window
+    _start(qtbot, w)
+    qtbot.waitUntil(lambda: w.state.episodes > 0 and w.state.series["loss"].n > 0, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(w.state.snapshot["trace"]["credit"]) > 0, timeout=WAIT)
+    snap = w.state.snapshot
+    w._show_snapshot()
+    probe = snap["probe"]
+    assert np.allclose(w.qvalues.bars[0].opts["height"], probe["q"][0])
+    assert w.joint.table.shape == (70, 70) and np.allclose(w.joint.table, probe["joint"])
+    assert w.mixer.w1.shape == (2, 32) and np.allclose(w.mixer.w1, probe["hyper"]["w1"])
+    assert len(w.qtot.cur.getData()[0]) == len(snap["trace"]["qtot"])
+    assert w.arena.frames_drawn > 0 and len(np.unique(w.arena.frame.reshape(-1, 3), axis=0)) > 20
+    w.curves.show_state(w.state)
+    assert len(w.curves.curves["return"][0].getData()[0]) > 0
+    assert "env steps" in w.status.text()
+
+    # pause: the trainer stops stepping
+    qtbot.mouseClick(w.controls.pause, qtbot_button())
+    qtbot.waitUntil(lambda: w.state.paused, timeout=10_000)
+    qtbot.wait(300)
+    t0 = (w.state.snapshot["episode"], w.state.snapshot["t"])
+    steps0 = w.state.t_env
+    qtbot.wait(1200)
+    assert (w.state.snapshot["episode"], w.state.snapshot["t"]) == t0 and w.state.t_env == steps0
+
+    # single step
+    qtbot.mouseClick(w.controls.step, qtbot_button())
+    qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != t0, timeout=10_000)
+
+    # intervene: force an available action for agent 0 and step once
+    avail = np.asarray(w.state.snapshot["probe"]["avail"][0])
+    forced = int(np.flatnonzero(avail)[-1])
+    before = (w.state.snapshot["episode"], w.state.snapshot["t"])
+    w.force_action(0, forced)
+    qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != before, timeout=10_000)
+    snap = w.state.snapshot
+    if snap["t"] > 0:  # same episode: the executed joint action carries the forced one
+        assert snap["executed"][0] == forced
+
+    # resume and stop
+    qtbot.mouseClick(w.controls.resume, qtbot_button())
+    qtbot.waitUntil(lambda: not w.state.paused and w.state.t_env > steps0, timeout=WAIT)
+    qtbot.mouseClick(w.controls.stop, qtbot_button())
+    qtbot.waitUntil(lambda: not w.client.alive() and w.state.mode == "idle", timeout=30_000)
+    assert os.path.exists(os.path.join(w.state.run_dir, "checkpoints", "latest.pt"))
+    assert w.controls.start.isEnabled()
+
+
+def qtbot_button():
+    from PySide6.QtCore import Qt
+
+    return Qt.LeftButton
+
+
+def test_killed_trainer_is_reported_and_the_window_stays_usable(qtbot, window):
+    w = window
+    _start(qtbot, w)
+    run_dir = w.state.run_dir
+    os.kill(w.client.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: w.state.error is not None, timeout=20_000)
+    assert "died" in w.log_view.toPlainText() and "TRAINER ERROR" in w.log_view.toPlainText()
+    assert w.controls.start.isEnabled() and w.state.mode == "idle"
+    assert os.path.exists(os.path.join(run_dir, "metrics.csv"))
+    # an exception inside the trainer arrives with its traceback
+    w.client.start("watch", {"checkpoint": "/nonexistent/ckpt.pt"})
+    qtbot.waitUntil(lambda: w.state.error is not None and "Traceback" in w.state.error, timeout=WAIT)
+    assert "CheckpointError" in w.log_view.toPlainText()
+
+
+def test_checkpoint_saved_from_the_gui_loads_in_watch_mode(qtbot, window):
+    w = window
+    _start(qtbot, w)
+    qtbot.mouseClick(w.controls.save, qtbot_button())
+    qtbot.waitUntil(lambda: w.state.last_checkpoint is not None, timeout=30_000)
+    path = w.state.last_checkpoint
+    w.stop()
+    qtbot.waitUntil(lambda: not w.client.alive(), timeout=30_000)
+    qtbot.wait(100)
+    w.watch_checkpoint(path)
+    qtbot.waitUntil(lambda: w.state.mode == "watch" and w.state.snapshots_seen >= 2, timeout=WAIT)
+    assert np.allclose(w.qvalues.bars[0].opts["height"], w.state.snapshot["probe"]["q"][0]) or True
+    w._show_snapshot()
+    assert np.allclose(w.qvalues.bars[0].opts["height"], w.state.snapshot["probe"]["q"][0])
+
+
+def test_matrix_game_shows_learned_table_beside_payoff(qtbot, window):
+    w = window
+    w.controls.scenario.setCurrentText("matrix_nonmono")
+    w.start_training(["run.t_max=200000"])
+    qtbot.waitUntil(lambda: w.state.snapshots_seen >= 2, timeout=WAIT)
+    w._show_snapshot()
+    assert w.joint.mode == ("matrix", 3)
+    assert w.joint.cells[1][0].toPlainText() == "8.00"  # true payoff [0, 0]
+
+
+def test_closing_leaves_no_child_process(qtbot, tmp_path):
+    w = MainWindow(runs_dir=str(tmp_path / "runs"))
+    qtbot.addWidget(w)
+    w.show()
+    _start(qtbot, w)
+    pid = w.client.pid
+    w.close()
+    assert not w.client.alive()
+    assert not [p for p in mp.active_children() if p.pid == pid]
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_paints_for_several_seconds_while_training(qtbot, window):
+    # guards against PySide6 6.12.0's crash on Python 3.11 ("deallocating None" after a second of painting)
+    w = window
+    _start(qtbot, w)
+    frames = w.arena.frames_drawn
+    t = time.monotonic()
+    while time.monotonic() - t < 4.0:
+        w.repaint()
+        w.grab()
+        qtbot.wait(50)
+    assert w.arena.frames_drawn > frames

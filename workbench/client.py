@@ -1,0 +1,86 @@
+"""`TrainerClient`: the GUI's side of the trainer process (spawn, commands, draining, shutdown). Qt-free."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+
+
+class TrainerClient:
+    def __init__(self):
+        self.ctx = mp.get_context("spawn")
+        self.proc = None
+        self.cmd_q = self.msg_q = self.snap_q = None
+        self.exit_reported = False
+
+    def start(self, mode: str, payload: dict, snapshot_hz: float = 30.0) -> None:
+        if self.alive():
+            raise RuntimeError("a trainer is already running; stop it first")
+        from .trainer_process import trainer_main
+
+        self.cmd_q = self.ctx.Queue()
+        self.msg_q = self.ctx.Queue()
+        self.snap_q = self.ctx.Queue(maxsize=2)
+        self.proc = self.ctx.Process(target=trainer_main, args=(mode, payload, self.cmd_q, self.msg_q, self.snap_q,
+                                                                  snapshot_hz), daemon=True, name=f"qmix-{mode}")
+        self.proc.start()
+        self.exit_reported = False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.is_alive()
+
+    @property
+    def pid(self):
+        return None if self.proc is None else self.proc.pid
+
+    def send(self, *cmd) -> None:
+        if self.alive():
+            self.cmd_q.put(tuple(cmd))
+
+    def poll(self, max_messages: int = 10_000):
+        """(messages, latest snapshot or None, exit code if the process has ended unreported)."""
+        msgs = []
+        if self.msg_q is not None:
+            for _ in range(max_messages):
+                try:
+                    msgs.append(self.msg_q.get_nowait())
+                except (queue.Empty, OSError, ValueError):
+                    break
+        snap = None
+        if self.snap_q is not None:
+            while True:
+                try:
+                    snap = self.snap_q.get_nowait()
+                except (queue.Empty, OSError, ValueError):
+                    break
+        code = None
+        if self.proc is not None and not self.proc.is_alive() and not self.exit_reported:
+            self.proc.join(0.1)
+            # drain what the process flushed before exiting
+            if self.msg_q is not None:
+                while True:
+                    try:
+                        msgs.append(self.msg_q.get(timeout=0.05))
+                    except (queue.Empty, OSError, ValueError):
+                        break
+            code = self.proc.exitcode
+            self.exit_reported = True
+        return msgs, snap, code
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the trainer to stop (it saves a checkpoint), then make sure the process is gone."""
+        if self.proc is None:
+            return
+        if self.proc.is_alive():
+            self.cmd_q.put(("stop",))
+            self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(2.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(2.0)
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.join(2.0)

@@ -1,0 +1,162 @@
+"""Controls: scenario, algorithm, key hyperparameters, device, seed; run buttons; snapshot rate;
+checkpoints and run directories; forcing an action while paused (Intervene)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QPushButton,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from ..state import ALGORITHMS, action_names
+
+
+def _spin(lo, hi, value, step=1):
+    w = QSpinBox()
+    w.setRange(lo, hi)
+    w.setSingleStep(step)
+    w.setValue(value)
+    return w
+
+
+def _dspin(lo, hi, value, decimals, step):
+    w = QDoubleSpinBox()
+    w.setDecimals(decimals)
+    w.setRange(lo, hi)
+    w.setSingleStep(step)
+    w.setValue(value)
+    return w
+
+
+class ControlsPanel(QWidget):
+    startClicked = Signal()
+    pauseClicked = Signal()
+    resumeClicked = Signal()
+    stopClicked = Signal()
+    stepClicked = Signal()
+    saveClicked = Signal()
+    loadClicked = Signal()
+    openRunClicked = Signal()
+    forceClicked = Signal(int, int)
+    snapshotRateChanged = Signal(float)
+    presetChanged = Signal()
+
+    def __init__(self, scenarios: list[str], parent=None):
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        g = QGroupBox("Experiment")
+        f = QFormLayout(g)
+        self.scenario = QComboBox()
+        self.scenario.addItems(scenarios)
+        self.scenario.setCurrentText("2c_vs_64zg")
+        self.algorithm = QComboBox()
+        self.algorithm.addItems(list(ALGORITHMS))
+        self.algorithm.setCurrentText("QMIX")
+        self.lr = _dspin(1e-5, 1.0, 1e-3, 5, 1e-4)
+        self.batch = _spin(1, 1024, 32)
+        self.envs = _spin(1, 512, 16)
+        self.anneal = _spin(0, 10_000_000, 100_000, 10_000)
+        self.td_lambda = _dspin(0.0, 1.0, 0.6, 2, 0.1)
+        self.res_beta = _dspin(0.0, 100.0, 5.0, 2, 0.5)
+        self.res_lambda = _dspin(0.0, 10.0, 0.05, 3, 0.01)
+        self.t_max = _spin(1000, 2_000_000_000, 2_000_000, 100_000)
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu"])
+        self.seed = _spin(0, 2**31 - 1, 0)
+        for label, w in (("scenario", self.scenario), ("algorithm", self.algorithm), ("learning rate", self.lr),
+                         ("batch (episodes)", self.batch), ("envs per round", self.envs),
+                         ("epsilon anneal (steps)", self.anneal), ("TD lambda", self.td_lambda),
+                         ("RES beta", self.res_beta), ("RES lambda", self.res_lambda), ("env steps", self.t_max),
+                         ("device", self.device), ("seed", self.seed)):
+            f.addRow(label, w)
+        lay.addWidget(g)
+
+        r = QGroupBox("Run")
+        grid = QGridLayout(r)
+        self.start = QPushButton("Start")
+        self.pause = QPushButton("Pause")
+        self.resume = QPushButton("Resume")
+        self.stop = QPushButton("Stop")
+        self.step = QPushButton("Step")
+        self.save = QPushButton("Save checkpoint")
+        self.load = QPushButton("Watch checkpoint...")
+        self.open_run = QPushButton("Open run directory...")
+        for i, b in enumerate((self.start, self.pause, self.resume, self.stop, self.step)):
+            grid.addWidget(b, i // 3, i % 3)
+        grid.addWidget(self.save, 2, 0, 1, 3)
+        grid.addWidget(self.load, 3, 0, 1, 3)
+        grid.addWidget(self.open_run, 4, 0, 1, 3)
+        self.snapshot_hz = _dspin(1.0, 60.0, 30.0, 0, 5.0)
+        f2 = QFormLayout()
+        f2.addRow("snapshots per second", self.snapshot_hz)
+        grid.addLayout(f2, 5, 0, 1, 3)
+        lay.addWidget(r)
+
+        iv = QGroupBox("Intervene (while paused)")
+        f3 = QFormLayout(iv)
+        self.force_agent = QComboBox()
+        self.force_action = QComboBox()
+        self.force = QPushButton("Force action and step")
+        f3.addRow("agent", self.force_agent)
+        f3.addRow("action", self.force_action)
+        f3.addRow(self.force)
+        lay.addWidget(iv)
+        lay.addStretch(1)
+
+        self.start.clicked.connect(self.startClicked)
+        self.pause.clicked.connect(self.pauseClicked)
+        self.resume.clicked.connect(self.resumeClicked)
+        self.stop.clicked.connect(self.stopClicked)
+        self.step.clicked.connect(self.stepClicked)
+        self.save.clicked.connect(self.saveClicked)
+        self.load.clicked.connect(self.loadClicked)
+        self.open_run.clicked.connect(self.openRunClicked)
+        self.force.clicked.connect(lambda: self.forceClicked.emit(self.force_agent.currentIndex(),
+                                                                  self.force_action.currentIndex()))
+        self.snapshot_hz.valueChanged.connect(self.snapshotRateChanged)
+        self.scenario.currentTextChanged.connect(lambda _: self.presetChanged.emit())
+        self.algorithm.currentTextChanged.connect(lambda _: self.presetChanged.emit())
+
+    def set_cuda_available(self, ok: bool) -> None:
+        if ok and self.device.findText("cuda") < 0:
+            self.device.addItem("cuda")
+
+    def set_agents(self, n_agents: int, n_actions: int, matrix_game: bool) -> None:
+        if self.force_agent.count() != n_agents:
+            self.force_agent.clear()
+            self.force_agent.addItems([f"agent {i}" for i in range(n_agents)])
+        names = action_names(n_actions, matrix_game)
+        if self.force_action.count() != len(names):
+            self.force_action.clear()
+            self.force_action.addItems([f"{i}: {n}" for i, n in enumerate(names)])
+
+    def fill_from(self, cfg) -> None:
+        """Show a config's values in the form (without re-emitting presetChanged)."""
+        self.lr.setValue(cfg.learner.lr)
+        self.batch.setValue(cfg.learner.batch_size)
+        self.envs.setValue(cfg.env.num_envs)
+        self.anneal.setValue(cfg.run.epsilon_anneal_steps)
+        self.td_lambda.setValue(cfg.learner.td_lambda)
+        self.res_beta.setValue(cfg.algo.res_beta)
+        self.res_lambda.setValue(cfg.algo.res_lambda)
+        self.t_max.setValue(min(cfg.run.t_max, self.t_max.maximum()))
+
+    def overrides(self) -> list[str]:
+        return [f"learner.lr={self.lr.value()}", f"learner.batch_size={self.batch.value()}",
+                f"env.num_envs={self.envs.value()}", f"run.epsilon_anneal_steps={self.anneal.value()}",
+                f"learner.td_lambda={self.td_lambda.value()}", f"algo.res_beta={self.res_beta.value()}",
+                f"algo.res_lambda={self.res_lambda.value()}", f"run.t_max={self.t_max.value()}",
+                f'run.device="{self.device.currentText()}"', f"run.seed={self.seed.value()}"]
+
+    def set_running(self, mode: str, paused: bool) -> None:
+        running = mode != "idle"
+        self.start.setEnabled(not running)
+        self.load.setEnabled(not running)
+        self.open_run.setEnabled(not running)
+        self.pause.setEnabled(running and not paused)
+        self.resume.setEnabled(running and paused)
+        self.step.setEnabled(running and paused)
+        self.stop.setEnabled(running)
+        self.save.setEnabled(mode == "train")
+        self.force.setEnabled(running and paused)
+        for w in (self.scenario, self.algorithm, self.lr, self.batch, self.envs, self.anneal, self.td_lambda,
+                  self.res_beta, self.res_lambda, self.t_max, self.device, self.seed):
+            w.setEnabled(not running)

@@ -1,0 +1,71 @@
+"""Mixer: QMIX's hypernetwork outputs for the current state (|W1|, b1, |W2|, V(s)) and the credit
+dQtot/dQi per agent over the episode."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+
+from .common import StableLevels, agent_pen, label_plot
+
+
+class MixerPanel(pg.GraphicsLayoutWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.kind = None
+        self.w1 = None
+
+    def setup(self, mixer: str, n_agents: int) -> None:
+        if self.kind == (mixer, n_agents):
+            return
+        self.clear()
+        self.kind = (mixer, n_agents)
+        self.levels = {k: StableLevels() for k in ("w1", "b1w2")}
+        row = 0
+        if mixer == "qmix":
+            self.imgs = {}
+            for key, title, ticks in (("w1", "|W1(s)|: weight of each agent's Q in each embedding unit",
+                                       [(i + 0.5, f"agent {i}") for i in range(n_agents)]),
+                                      ("b1w2", "b1(s) (row 0) and |W2(s)| (row 1) per embedding unit",
+                                       [(0.5, "b1"), (1.5, "|W2|")])):
+                p = self.addPlot(row=row, col=0)
+                label_plot(p, title, "", "embedding unit")
+                img = pg.ImageItem()
+                img.setColorMap(pg.colormap.get("inferno"))
+                p.addItem(img)
+                bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("inferno"), interactive=False, width=10)
+                bar.setImageItem(img, insert_in=p)
+                p.getAxis("left").setTicks([ticks])
+                self.imgs[key] = (img, bar, p)
+                row += 1
+            self.v_label = self.addLabel("V(s) = ", row=row, col=0)
+            row += 1
+        else:
+            text = ("VDN: Qtot = sum of Qi — no hypernetwork; every agent's credit is 1." if mixer == "vdn"
+                    else "IQL: no mixer — each agent learns its own Q from the team reward.")
+            self.addLabel(text, row=row, col=0)
+            row += 1
+        self.credit_plot = self.addPlot(row=row, col=0)
+        label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
+        self.credit_plot.addLegend(offset=(10, 5))
+        self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
+
+    def show_snapshot(self, snap: dict) -> None:
+        probe = snap["probe"]
+        hyper = probe.get("hyper") or {}
+        if hyper and self.kind and self.kind[0] == "qmix":
+            w1 = np.asarray(hyper["w1"], float)  # [n, E]
+            self.w1 = w1
+            b1w2 = np.stack([np.asarray(hyper["b1"], float), np.asarray(hyper["w2"], float)])
+            for key, data in (("w1", w1), ("b1w2", b1w2)):
+                img, bar, p = self.imgs[key]
+                lo, hi = self.levels[key](data)
+                img.setImage(data, levels=(lo, hi), autoLevels=False)
+                bar.setLevels((lo, hi))
+            self.v_label.setText(f"V(s) = {float(hyper['v']):+.3f}    (state-value bias of Qtot)")
+        credit = (snap.get("trace") or {}).get("credit", [])
+        credit = [c for c in credit if c is not None]
+        if credit:
+            c = np.asarray(credit, float)
+            for i, curve in enumerate(self.credit_curves):
+                if i < c.shape[1]:
+                    curve.setData(np.arange(len(c)), c[:, i])

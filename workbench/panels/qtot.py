@@ -1,0 +1,47 @@
+"""Qtot over the episode's steps beside the discounted return actually earned (overestimation),
+with RES's softmax target beside the max target when RES is on."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from .common import label_plot
+
+
+class QtotPanel(pg.PlotWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        p = self.getPlotItem()
+        label_plot(p, "Qtot over the episode (env 0)", "value", "step t of the episode")
+        p.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.cur = p.plot(pen=pg.mkPen((90, 180, 255), width=2), name="Qtot(s_t, u_t), this episode")
+        self.greedy = p.plot(pen=pg.mkPen((90, 180, 255), width=1, style=Qt.DashLine), name="max_u Qtot(s_t, u)")
+        self.res = p.plot(pen=pg.mkPen((120, 230, 120), width=2), name="RES softmax target")
+        self.last_q = p.plot(pen=pg.mkPen((255, 170, 60), width=2), name="Qtot, last finished episode")
+        self.last_g = p.plot(pen=pg.mkPen((255, 90, 90), width=2), name="discounted return earned, last episode")
+        self.label = pg.TextItem("", color=(255, 120, 120), anchor=(0, 0))
+        p.addItem(self.label, ignoreBounds=True)
+        self.gap = None
+
+    def show_trace(self, snap: dict) -> None:
+        tr = snap.get("trace") or {}
+        q = np.asarray(tr.get("qtot", []), dtype=float)
+        self.cur.setData(np.arange(len(q)), q)
+        g = np.asarray(tr.get("greedy", []), dtype=float)
+        self.greedy.setData(np.arange(len(g)), g)
+        res = [v for v in tr.get("res", []) if v is not None]
+        self.res.setData(np.arange(len(res)), np.asarray(res, dtype=float))
+        last = snap.get("last_episode")
+        if last:
+            lq = np.asarray(last["qtot"], dtype=float)
+            lg = np.asarray(last["return_to_go"], dtype=float)
+            L = min(len(lq), len(lg))
+            self.last_q.setData(np.arange(L), lq[:L])
+            self.last_g.setData(np.arange(L), lg[:L])
+            self.gap = float(np.mean(lq[:L] - lg[:L])) if L else None
+            if self.gap is not None:
+                self.label.setText(f"last episode: mean Qtot - return = {self.gap:+.2f}")
+                vb = self.getPlotItem().vb
+                (x0, _), (_, y1) = vb.viewRange()
+                self.label.setPos(x0, y1)

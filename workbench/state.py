@@ -1,0 +1,147 @@
+"""`WorkbenchState`: what the window shows, kept free of Qt so it can be tested without one.
+
+Panels are thin views over it: the latest snapshot, the selected agent, the mode, the metric
+series (growing arrays), status figures and the last error.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ACTION_NAMES_NO_ATTACK = ["no-op", "stop", "N", "S", "E", "W"]
+ALGORITHMS = {"IQL": ("none", False), "VDN": ("vdn", False), "QMIX": ("qmix", False),
+              "RES-QMIX": ("qmix", True), "RES-VDN": ("vdn", True)}
+PRESET_PREFIX = {"IQL": "iql", "VDN": "vdn", "QMIX": "qmix", "RES-QMIX": "res_qmix", "RES-VDN": "res_vdn"}
+
+
+def action_names(n_actions: int, matrix_game: bool = False) -> list[str]:
+    if matrix_game:
+        return [f"a{i}" for i in range(n_actions)]
+    return ACTION_NAMES_NO_ATTACK + [f"attack {j}" for j in range(n_actions - 6)]
+
+
+class Series:
+    """An append-only (x, y) series with amortised growth."""
+
+    def __init__(self):
+        self._x = np.zeros(1024)
+        self._y = np.zeros(1024)
+        self.n = 0
+
+    def append(self, x: float, y: float) -> None:
+        if y is None or (isinstance(y, float) and np.isnan(y)):
+            return
+        if self.n == len(self._x):
+            self._x = np.concatenate([self._x, np.zeros_like(self._x)])
+            self._y = np.concatenate([self._y, np.zeros_like(self._y)])
+        self._x[self.n] = x
+        self._y[self.n] = y
+        self.n += 1
+
+    @property
+    def x(self):
+        return self._x[: self.n]
+
+    @property
+    def y(self):
+        return self._y[: self.n]
+
+    def smoothed(self, window: int = 50):
+        """Running mean over the last `window` points (what the return and win curves show)."""
+        if self.n == 0:
+            return self.x, self.y
+        c = np.concatenate([[0.0], np.cumsum(self.y)])
+        idx = np.arange(1, self.n + 1)
+        k = np.minimum(idx, window)
+        return self.x, (c[idx] - c[idx - k]) / k
+
+
+CURVES = ["return", "won", "test_win_rate", "loss", "td_error", "epsilon", "overestimation", "steps_per_s",
+          "qtot_taken", "res_softmax_value", "max_value"]
+
+
+class WorkbenchState:
+    def __init__(self):
+        self.mode = "idle"  # idle | train | watch
+        self.paused = False
+        self.selected_agent = 0
+        self.snapshot: dict | None = None
+        self.snapshots_seen = 0
+        self.series = {k: Series() for k in CURVES}
+        self.t_env = 0
+        self.episodes = 0
+        self.steps_per_s = 0.0
+        self.run_dir = ""
+        self.algorithm = ""
+        self.map_name = ""
+        self.env_info: dict = {}
+        self.config: dict = {}
+        self.error: str | None = None
+        self.messages: list[str] = []
+        self.last_checkpoint: str | None = None
+
+    # ---- messages from the trainer ------------------------------------------------------------------
+    def ingest(self, messages) -> None:
+        for kind, m in messages:
+            if kind == "start":
+                self.mode = m.get("mode", "train")
+                self.run_dir = m.get("run_dir", "")
+                self.algorithm = m.get("algorithm", "")
+                self.env_info = m.get("env_info", {})
+                self.config = m.get("config", {})
+                self.map_name = self.config.get("env", {}).get("map_name", "")
+                self.t_env = m.get("t_env", 0)
+                self.error = None
+            elif kind == "episode":
+                self.t_env = m["t_env"]
+                self.episodes = m["episodes"]
+                for k in ("return", "won", "epsilon", "overestimation"):
+                    self.series[k].append(m["t_env"], m.get(k))
+            elif kind == "update":
+                self.t_env = m["t_env"]
+                self.steps_per_s = m.get("steps_per_s", self.steps_per_s)
+                for k in ("loss", "td_error", "steps_per_s", "qtot_taken", "res_softmax_value", "max_value"):
+                    if k in m:
+                        self.series[k].append(m["t_env"], m[k])
+            elif kind == "eval":
+                self.series["test_win_rate"].append(m["t_env"], m["test_win_rate"])
+            elif kind in ("checkpoint", "saved"):
+                self.last_checkpoint = m
+                self.messages.append(f"checkpoint saved: {m}")
+            elif kind == "paused":
+                self.paused = bool(m)
+            elif kind == "error":
+                self.error = m
+            elif kind in ("info", "warning"):
+                self.messages.append(str(m))
+            elif kind == "end":
+                self.messages.append(f"finished at {m.get('t_env', 0):,} env steps")
+
+    def ingest_snapshot(self, snap: dict | None) -> None:
+        if snap is None:
+            return
+        self.snapshot = snap
+        self.snapshots_seen += 1
+        if self.mode == "watch":
+            self.t_env = snap.get("t_env", self.t_env)
+        # `paused` follows the lossless "paused" messages only: a snapshot may predate them
+
+    def process_ended(self, exitcode: int | None) -> None:
+        if exitcode not in (0, None) and self.error is None:
+            self.error = (f"the trainer process died (exit code {exitcode}) without a message; "
+                          f"the run directory keeps everything written so far: {self.run_dir or '(none yet)'}")
+        self.mode = "idle"
+        self.paused = False
+
+    def select_agent(self, i: int) -> None:
+        n = self.env_info.get("n_agents", 1)
+        if not 0 <= i < max(n, 1):
+            raise ValueError(f"agent {i} does not exist; agents are 0..{n - 1}")
+        self.selected_agent = i
+
+    @property
+    def n_agents(self) -> int:
+        return int(self.env_info.get("n_agents", 0))
+
+    @property
+    def is_matrix_game(self) -> bool:
+        return self.map_name in ("twostep", "matrix_nonmono", "matrix_mild")

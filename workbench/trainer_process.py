@@ -1,0 +1,235 @@
+"""The trainer process: `models.train` (or `models.watch`) in a spawned process that never imports Qt.
+
+Down: a command queue. Up: a lossless message queue (episode/update/eval metrics, errors) and a
+latest-wins snapshot queue (bounded; a snapshot that does not fit is dropped).
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import time
+import traceback
+
+import numpy as np
+
+
+def _probe_dict(r) -> dict:
+    return {"q": r.q, "avail": r.avail, "chosen": r.chosen, "greedy": r.greedy, "qtot_chosen": r.qtot_chosen,
+            "qtot_greedy": r.qtot_greedy, "joint": None if r.joint is None else r.joint.astype(np.float32),
+            "joint_avail": r.joint_avail,
+            "hyper": r.hyper, "credit": r.credit, "res_value": r.res_value}
+
+
+class ProcessCallbacks:
+    """`models.train.Callbacks` that talks to the GUI through queues."""
+
+    def __init__(self, cmd_q, msg_q, snap_q, snapshot_hz: float, gamma: float = 0.99):
+        self.cmd_q, self.msg_q, self.snap_q = cmd_q, msg_q, snap_q
+        self.period = 1.0 / snapshot_hz if snapshot_hz > 0 else float("inf")
+        self.gamma = gamma
+        self.paused = False
+        self.stop = False
+        self.step_once = False
+        self.forced: dict[int, int] = {}
+        self.last_snap = 0.0
+        self.save_fn = None
+        self.trace = self._new_trace()
+        self.last_episode = None
+        self.env0_done = False
+        self.episode0 = 0
+        self.dropped = 0
+        self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
+
+    @staticmethod
+    def _new_trace():
+        return {"qtot": [], "greedy": [], "res": [], "credit": [], "reward": []}
+
+    # ---- messages up ----------------------------------------------------------------------------
+    def send(self, kind, payload=None):
+        self.msg_q.put((kind, payload))
+
+    def log(self, text):
+        self.send("info", str(text))
+
+    def on_start(self, info):
+        self.save_fn = info.pop("save", None)
+        self.gamma = info["config"]["learner"]["gamma"]
+        self.send("start", info)
+
+    def on_episode(self, m):
+        self.send("episode", m)
+
+    def on_update(self, m):
+        self.send("update", m)
+
+    def on_eval(self, m):
+        self.send("eval", m)
+
+    def on_checkpoint(self, path):
+        self.send("checkpoint", path)
+
+    def on_end(self, summary):
+        self.send("end", {k: v for k, v in summary.items() if k != "last_round"})
+
+    def should_stop(self):
+        self._poll()
+        return self.stop
+
+    def wants_steps(self):
+        return True
+
+    # ---- commands down ---------------------------------------------------------------------------
+    def _handle(self, cmd, ctx=None):
+        kind = cmd[0]
+        if kind == "pause":
+            self.paused = True
+            self.send("paused", True)
+        elif kind == "resume":
+            self.paused = False
+            self.send("paused", False)
+        elif kind == "step":
+            self.step_once = True
+        elif kind == "stop":
+            self.stop = True
+        elif kind == "snapshot_hz":
+            self.period = 1.0 / cmd[1] if cmd[1] > 0 else float("inf")
+        elif kind == "save":
+            if self.save_fn is None:
+                self.send("warning", "this mode has no checkpoint to save")
+            else:
+                path = self.save_fn(cmd[1]) if len(cmd) > 1 and cmd[1] else self.save_fn()
+                self.send("saved", str(path))
+        elif kind == "force":
+            agent, action = int(cmd[1]), int(cmd[2])
+            if ctx is not None:
+                avail = ctx.rec.avail[0]
+                if not (0 <= agent < avail.shape[0]) or not (0 <= action < avail.shape[1]) or not avail[agent, action]:
+                    ok = np.flatnonzero(avail[agent]).tolist() if 0 <= agent < avail.shape[0] else []
+                    self.send("warning", f"agent {agent} cannot take action {action} now; available: {ok}")
+                    return
+            self.forced[agent] = action
+            if ctx is not None:
+                self._snapshot(ctx, self._apply_forced(ctx.actions))
+        elif kind == "unforce":
+            self.forced.clear()
+
+    def _poll(self, ctx=None):
+        while True:
+            try:
+                cmd = self.cmd_q.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(cmd, ctx)
+
+    def _apply_forced(self, actions):
+        if not self.forced:
+            return actions
+        acts = actions.copy()
+        for agent, action in self.forced.items():
+            acts[0, agent] = action
+        return acts
+
+    # ---- the step hook ------------------------------------------------------------------------------------
+    def on_step(self, ctx):
+        from models.train import StopRequested
+
+        self._poll(ctx)
+        self._trace(ctx)
+        if self.stop:
+            raise StopRequested
+        if self.paused:
+            self._snapshot(ctx, self._apply_forced(ctx.actions))
+            while self.paused and not self.step_once and not self.stop:
+                try:
+                    self._handle(self.cmd_q.get(timeout=0.1), ctx)
+                except queue.Empty:
+                    pass
+            if self.stop:
+                raise StopRequested
+            self.step_once = False
+        acts = self._apply_forced(ctx.actions)
+        self.forced.clear()
+        now = time.monotonic()
+        if now - self.last_snap >= self.period:
+            self.last_snap = now
+            self._snapshot(ctx, acts)
+        self.prev_actions = acts[0].copy()
+        return acts if acts is not ctx.actions else None
+
+    def _trace(self, ctx):
+        rec = ctx.rec
+        if ctx.t == 0:
+            self.trace = self._new_trace()
+            self.env0_done = False
+            self.episode0 += 1
+        elif not self.env0_done:
+            self.trace["reward"].append(float(rec.reward[0]))
+            if rec.terminated[0]:
+                self.env0_done = True
+                r = np.array(self.trace["reward"])
+                G = np.zeros_like(r)
+                acc = 0.0
+                for i in range(len(r) - 1, -1, -1):
+                    acc = r[i] + self.gamma * acc
+                    G[i] = acc
+                self.last_episode = {k: list(v) for k, v in self.trace.items()}
+                self.last_episode["return_to_go"] = G.tolist()
+        if self.env0_done:
+            return
+        pr = ctx.probe(0, joint_table=False)
+        tr = self.trace
+        tr["qtot"].append(pr.qtot_chosen if pr.qtot_chosen is not None else float(pr.q[np.arange(len(pr.chosen)), pr.chosen].sum()))
+        tr["greedy"].append(pr.qtot_greedy if pr.qtot_greedy is not None else float(np.nanmax(np.where(pr.avail, pr.q, np.nan), 1).sum()))
+        tr["res"].append(pr.res_value)
+        tr["credit"].append(None if pr.credit is None else pr.credit.tolist())
+
+    def _snapshot(self, ctx, actions):
+        world = ctx.world
+        pr = ctx.probe(0, chosen=actions[0])
+        snap = {"t": ctx.t, "t_env": ctx.t_env, "epsilon": ctx.epsilon, "episode": self.episode0,
+                "paused": self.paused, "probe": _probe_dict(pr),
+                "world": world.snapshot(0) if world is not None else None,
+                "payoff": ctx.env.payoff_of(0) if hasattr(ctx.env, "payoff_of") else None,
+                "trace": {k: list(v) for k, v in self.trace.items()}, "last_episode": self.last_episode,
+                "env0_done": self.env0_done, "reward": float(ctx.rec.reward[0]), "time": time.time(),
+                "executed": None if ctx.t == 0 or self.prev_actions is None else self.prev_actions.tolist()}
+        # latest wins: when the GUI has not drained the queue, drop the oldest snapshot, not this one
+        for _ in range(3):
+            try:
+                self.snap_q.put_nowait(snap)
+                return
+            except queue.Full:
+                self.dropped += 1
+                try:
+                    self.snap_q.get_nowait()
+                except queue.Empty:
+                    pass
+
+
+def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: float = 30.0) -> None:
+    """Entry point of the spawned process."""
+    code = 0
+    try:
+        cb = ProcessCallbacks(cmd_q, msg_q, snap_q, snapshot_hz)
+        if payload.get("start_paused"):
+            cb.paused = True
+        if mode == "train":
+            from models.config import from_dict
+            from models.train import train
+
+            cfg = from_dict(payload["config"]) if payload.get("config") is not None else None
+            train(cfg, callbacks=cb, run_dir=payload.get("run_dir"), resume=payload.get("resume"), log=cb.log)
+        elif mode == "watch":
+            from models.watch import watch
+
+            watch(payload["checkpoint"], cb, seed=payload.get("seed", 0))
+        else:
+            raise ValueError(f"unknown trainer mode {mode!r}")
+    except BaseException:
+        msg_q.put(("error", traceback.format_exc()))
+        code = 1
+    finally:
+        msg_q.close()
+        msg_q.join_thread()
+        snap_q.cancel_join_thread()  # snapshots are disposable; never block exit on them
+    sys.exit(code)
