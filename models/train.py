@@ -262,20 +262,22 @@ class Trainer:
         self.tb.add_scalar("episode/win_rate", float(batch.won.mean()), self.t_env)
         self.tb.add_scalar("episode/overestimation", float(over.mean()), self.t_env)
         self.tb.add_scalar("episode/epsilon", eps, self.t_env)
-        um = None
+        ums = []
         L = cfg.learner
         if self.buffer.can_sample(L.batch_size):
             for _ in range(L.updates_per_round):
-                um = self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
-            for k, v in um.items():
-                if k != "updates":
-                    self.tb.add_scalar(f"update/{k}", v, self.t_env)
+                ums.append(self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device)))
         dt = time.perf_counter() - t0
         self.wall += dt
         sps = steps / max(dt, 1e-9)
-        if um is not None:
-            self._row("update", {**um, "steps_per_s": sps})
+        for um in ums:  # every update is logged
+            self._csv.writerow({"kind": "update", "t_env": self.t_env, "episodes": self.episodes,
+                                "updates": um["updates"], "wall_s": round(self.wall, 3), **um, "steps_per_s": sps})
+            for k, v in um.items():
+                if k != "updates":
+                    self.tb.add_scalar(f"update/{k}", v, um["updates"])
             self.cb.on_update({"t_env": self.t_env, "steps_per_s": sps, **um})
+        um = ums[-1] if ums else None
         self.tb.add_scalar("perf/steps_per_s", sps, self.t_env)
         ev = None
         if self.t_env - self.last_test >= cfg.run.test_interval:

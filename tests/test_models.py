@@ -104,3 +104,22 @@ def test_res_operator_limits():
     torch.testing.assert_close(hard, torch.stack(best), rtol=1e-4, atol=1e-4)
     exact = res_operator(q, q, avail, mixer, mixer, st, beta=1e4, exact=True)
     assert (exact >= hard - 1e-4).all()  # the max over all joint actions is at least the max over one deviation
+
+
+def test_trace_values_match_the_full_probe():
+    torch.manual_seed(5)
+    agent = RNNAgent(obs_dim=6, n_agents=2, n_actions=5, hidden=8)
+    mixer = QMixer(2, 7, embed=4, hypernet_embed=8)
+    p = Probe(agent, mixer, res_beta=5.0)
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        q = torch.randn(2, 5)
+        st = rng.normal(size=7).astype(np.float32)
+        avail = np.ones((2, 5), bool)
+        chosen = rng.integers(0, 5, size=2)
+        full = p.from_q(q, st, avail, chosen)
+        light = p.trace_values(q, st, avail, chosen)
+        assert light["qtot"] == pytest.approx(full.qtot_chosen, abs=1e-5)
+        assert light["greedy"] == pytest.approx(full.qtot_greedy, abs=1e-5)
+        np.testing.assert_allclose(light["credit"], full.credit, rtol=1e-4, atol=1e-6)
+        assert light["res"] == pytest.approx(full.res_value, abs=1e-5)

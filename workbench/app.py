@@ -272,7 +272,11 @@ class MainWindow(QMainWindow):
         snap = st.snapshot
         if snap is None:
             return
-        title = f"{st.map_name}  {st.algorithm}  {st.mode}{' (paused)' if st.paused else ''}  episode {snap['episode']}"
+        forced = ""
+        if snap.get("executed") is not None:
+            forced = "  last joint action " + ",".join(str(a) for a in snap["executed"])
+        title = (f"{st.map_name}  {st.algorithm}  {st.mode}{' (paused)' if st.paused else ''}  "
+                 f"episode {snap['episode']}  reward {snap['reward']:+.2f}{forced}")
         self.arena.show_snapshot(snap, st.selected_agent, title)
         self.qvalues.show_probe(snap["probe"], st.selected_agent)
         self.qtot.show_trace(snap)

@@ -176,12 +176,12 @@ class ProcessCallbacks:
                 self.last_episode["return_to_go"] = G.tolist()
         if self.env0_done:
             return
-        pr = ctx.probe(0, joint_table=False)
+        v = ctx.probe_.trace_values(ctx.q[0], ctx.rec.state[0], ctx.rec.avail[0], self._apply_forced(ctx.actions)[0])
         tr = self.trace
-        tr["qtot"].append(pr.qtot_chosen if pr.qtot_chosen is not None else float(pr.q[np.arange(len(pr.chosen)), pr.chosen].sum()))
-        tr["greedy"].append(pr.qtot_greedy if pr.qtot_greedy is not None else float(np.nanmax(np.where(pr.avail, pr.q, np.nan), 1).sum()))
-        tr["res"].append(pr.res_value)
-        tr["credit"].append(None if pr.credit is None else pr.credit.tolist())
+        tr["qtot"].append(v["qtot"])
+        tr["greedy"].append(v["greedy"])
+        tr["res"].append(v["res"])
+        tr["credit"].append(None if v["credit"] is None else v["credit"].tolist())
 
     def _snapshot(self, ctx, actions):
         world = ctx.world
