@@ -34,6 +34,11 @@ def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: fl
     over the joint actions where at most one agent deviates from the online greedy joint action
     (or, `exact`, over all joint actions), weights softmax(beta * Qtot_online), values Qtot_target."""
     R, n, A = q_online.shape
+    K = A ** n if exact else n * A
+    chunk = max(1, 4_000_000 // K)  # bound the [rows, K, embed] temporaries (4,900 joint actions on 2c_vs_64zg)
+    if R > chunk:
+        return torch.cat([res_operator(q_online[i:i + chunk], q_target[i:i + chunk], avail[i:i + chunk], mixer,
+                                       target_mixer, state[i:i + chunk], beta, exact) for i in range(0, R, chunk)])
     qo = q_online.masked_fill(~avail, NEG_INF)
     greedy = qo.argmax(-1)  # [R, n]
     if exact:

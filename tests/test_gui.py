@@ -174,3 +174,16 @@ def test_paints_for_several_seconds_while_training(qtbot, window):
         w.grab()
         qtbot.wait(50)
     assert w.arena.frames_drawn > frames
+
+
+def test_open_run_directory_loads_curves_and_watches(qtbot, window, tmp_path):
+    from models.config import load_config
+    from models.train import train
+
+    s = train(load_config("vdn_twostep", ["run.t_max=2000", f'run.runs_dir="{tmp_path}"']), log=lambda *a: None)
+    w = window
+    w.open_run_dir(s["run_dir"])
+    assert w.state.series["return"].n > 0 and w.state.series["loss"].n > 0
+    qtbot.waitUntil(lambda: w.state.mode == "watch" and w.state.snapshots_seen >= 1, timeout=WAIT)
+    w.open_run_dir(str(tmp_path / "nothing-here"))
+    assert "not a run directory" in w.log_view.toPlainText()

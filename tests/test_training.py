@@ -167,3 +167,11 @@ def test_cli_train_eval_and_errors(tmp_path, capsys):
     assert "unknown key 'learner.nope'" in capsys.readouterr().err
     assert cli(["train", "--resume", str(run)]) == 0  # t_max already reached: evaluates and saves again
     assert cli(["eval", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_plot_writes_a_png(tmp_path):
+    run = tmp_path / "r"
+    assert cli(["train", "--preset", "vdn_twostep", "--set", "run.t_max=1000", "--run-dir", str(run)]) == 0
+    assert cli(["plot", str(run), "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 5000
+    assert cli(["plot", str(tmp_path / "missing")]) == 2

@@ -21,6 +21,9 @@ def main(argv=None) -> int:
     e.add_argument("checkpoint", help="checkpoint file or run directory")
     e.add_argument("--episodes", type=int, default=32)
     e.add_argument("--seed", type=int, default=12345)
+    pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
+    pl.add_argument("run_dir")
+    pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
     sub.add_parser("presets", help="list the shipped presets")
     sub.add_parser("maps", help="list the scenarios and matrix games")
     r = sub.add_parser("render", help="render a battle of a scenario to a PNG")
@@ -35,7 +38,8 @@ def main(argv=None) -> int:
             from workbench.app import run_app
 
             return run_app()
-        return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render}[args.cmd](args)
+        return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
+                "plot": _plot}[args.cmd](args)
     except (ValueError, TypeError) as exc:  # config, checkpoint and input errors name what is wrong
         print(f"qmix-workbench: error: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +158,16 @@ def _eval(args) -> int:
     print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
           f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
           f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")
+    return 0
+
+
+def _plot(args) -> int:
+    import os
+
+    from workbench.plot import plot_run
+
+    out = args.out or os.path.join(args.run_dir, "curves.png")
+    print(f"wrote {plot_run(args.run_dir, out)}")
     return 0
 
 
