@@ -17,7 +17,11 @@ __all__ = ["DataError", "MatrixGameVecEnv", "list_matrix_games", "make_vec_env",
 
 def parallel_env(map_name: str = "2c_vs_64zg", seed=None, render_mode=None, **smac_options):
     """A PettingZoo `ParallelEnv` (see `sims.pz`)."""
-    from .pz import parallel_env as _pe
+    try:
+        from .pz import parallel_env as _pe
+    except ImportError as e:
+        raise ImportError(f"sims.parallel_env needs PettingZoo ({e}); install it with "
+                          "pip install 'qmix-workbench[pettingzoo]'") from None
 
     return _pe(map_name, seed=seed, render_mode=render_mode, **smac_options)
 

@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         c.openRunClicked.connect(self._ask_run_dir)
         c.forceClicked.connect(self.force_action)
         c.snapshotRateChanged.connect(lambda hz: self.client.send("snapshot_hz", float(hz)))
+        c.watchSpeedChanged.connect(lambda v: self.client.send("speed", float(v)) if self.state.mode == "watch" else None)
         c.presetChanged.connect(self._preset_changed)
         self.arena.agentSelected.connect(self.select_agent)
         self._preset_changed()
@@ -168,7 +169,8 @@ class MainWindow(QMainWindow):
         self._reset_views(keep_curves=True)
         self.arena.set_scenario(cfg.env.map_name, cfg.env.profile)
         self.state.mode = "watch"
-        self.client.start("watch", {"checkpoint": str(path), "seed": self.controls.seed.value()},
+        self.client.start("watch", {"checkpoint": str(path), "seed": self.controls.seed.value(),
+                                    "steps_per_s": self.controls.watch_speed.value()},
                           self.controls.snapshot_hz.value())
         self._log(f"watching {meta['algorithm']} from {path} ({meta['t_env']:,} env steps of training)")
 
@@ -272,11 +274,9 @@ class MainWindow(QMainWindow):
         snap = st.snapshot
         if snap is None:
             return
-        forced = ""
-        if snap.get("executed") is not None:
-            forced = "  last joint action " + ",".join(str(a) for a in snap["executed"])
-        title = (f"{st.map_name}  {st.algorithm}  {st.mode}{' (paused)' if st.paused else ''}  "
-                 f"episode {snap['episode']}  reward {snap['reward']:+.2f}{forced}")
+        last = "" if snap.get("executed") is None else "  u=(" + ",".join(str(a) for a in snap["executed"]) + ")"
+        title = (f"{st.algorithm} {st.mode}{' (paused)' if st.paused else ''}  ep {snap['episode']}  "
+                 f"r {snap['reward']:+.2f}{last}")
         self.arena.show_snapshot(snap, st.selected_agent, title)
         self.qvalues.show_probe(snap["probe"], st.selected_agent)
         self.qtot.show_trace(snap)

@@ -78,6 +78,7 @@ class WorkbenchState:
         self.error: str | None = None
         self.messages: list[str] = []
         self.last_checkpoint: str | None = None
+        self.watch_episodes: list[dict] = []
 
     # ---- messages from the trainer ------------------------------------------------------------------
     def ingest(self, messages) -> None:
@@ -94,6 +95,9 @@ class WorkbenchState:
             elif kind == "episode":
                 self.t_env = m["t_env"]
                 self.episodes = m["episodes"]
+                if self.mode == "watch":  # greedy episodes of a saved policy are not training progress
+                    self.watch_episodes.append(m)
+                    continue
                 for k in ("return", "won", "epsilon", "overestimation"):
                     self.series[k].append(m["t_env"], m.get(k))
             elif kind == "update":

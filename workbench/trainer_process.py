@@ -39,6 +39,8 @@ class ProcessCallbacks:
         self.episode0 = 0
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
+        self.step_period = 0.0  # watch mode: seconds per env step, so a person can follow the battle
+        self.last_step = 0.0
 
     @staticmethod
     def _new_trace():
@@ -93,6 +95,8 @@ class ProcessCallbacks:
             self.stop = True
         elif kind == "snapshot_hz":
             self.period = 1.0 / cmd[1] if cmd[1] > 0 else float("inf")
+        elif kind == "speed":
+            self.step_period = 1.0 / cmd[1] if cmd[1] > 0 else 0.0
         elif kind == "save":
             if self.save_fn is None:
                 self.send("warning", "this mode has no checkpoint to save")
@@ -149,6 +153,11 @@ class ProcessCallbacks:
             self.step_once = False
         acts = self._apply_forced(ctx.actions)
         self.forced.clear()
+        if self.step_period > 0:
+            wait = self.last_step + self.step_period - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self.last_step = time.monotonic()
         now = time.monotonic()
         if now - self.last_snap >= self.period:
             self.last_snap = now
@@ -213,6 +222,8 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
         cb = ProcessCallbacks(cmd_q, msg_q, snap_q, snapshot_hz)
         if payload.get("start_paused"):
             cb.paused = True
+        if payload.get("steps_per_s"):
+            cb.step_period = 1.0 / payload["steps_per_s"]
         if mode == "train":
             from models.config import from_dict
             from models.train import train

@@ -37,6 +37,7 @@ class ControlsPanel(QWidget):
     openRunClicked = Signal()
     forceClicked = Signal(int, int)
     snapshotRateChanged = Signal(float)
+    watchSpeedChanged = Signal(float)
     presetChanged = Signal()
 
     def __init__(self, scenarios: list[str], parent=None):
@@ -87,6 +88,9 @@ class ControlsPanel(QWidget):
         self.snapshot_hz = _dspin(1.0, 60.0, 30.0, 0, 5.0)
         f2 = QFormLayout()
         f2.addRow("snapshots per second", self.snapshot_hz)
+        self.watch_speed = _dspin(0.5, 1000.0, 8.0, 1, 2.0)
+        self.watch_speed.setToolTip("Watch mode: env steps per second (one step = 0.5 game seconds)")
+        f2.addRow("watch speed (steps/s)", self.watch_speed)
         grid.addLayout(f2, 5, 0, 1, 3)
         lay.addWidget(r)
 
@@ -112,6 +116,7 @@ class ControlsPanel(QWidget):
         self.force.clicked.connect(lambda: self.forceClicked.emit(self.force_agent.currentIndex(),
                                                                   self.force_action.currentIndex()))
         self.snapshot_hz.valueChanged.connect(self.snapshotRateChanged)
+        self.watch_speed.valueChanged.connect(self.watchSpeedChanged)
         self.scenario.currentTextChanged.connect(lambda _: self.presetChanged.emit())
         self.algorithm.currentTextChanged.connect(lambda _: self.presetChanged.emit())
 

@@ -1,0 +1,65 @@
+"""Makes the README's screenshots of the real window (offscreen).
+
+Usage: python docs/screenshots.py training [--steps 150000]   -> docs/workbench_training.png
+       python docs/screenshots.py watch RUN_DIR_OR_CHECKPOINT  -> docs/workbench_watch.png
+"""
+import argparse
+import os
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def _pump(app, seconds):
+    t = time.monotonic()
+    while time.monotonic() - t < seconds:
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def _pause_mid_episode(app, w, min_t):
+    while not (w.state.snapshot and w.state.snapshot["t"] >= min_t):
+        _pump(app, 0.02)
+    w.client.send("pause")
+    while not w.state.paused:
+        _pump(app, 0.02)
+    _pump(app, 1.0)
+    w.curves.show_state(w.state)
+    w._show_snapshot()
+    _pump(app, 0.3)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["training", "watch"])
+    ap.add_argument("path", nargs="?")
+    ap.add_argument("--steps", type=int, default=150_000)
+    ap.add_argument("--at-step", type=int, default=25, help="pause when the shown episode reaches this step")
+    a = ap.parse_args()
+    from PySide6.QtWidgets import QApplication
+
+    from workbench.app import MainWindow
+
+    app = QApplication([])
+    w = MainWindow(runs_dir="/tmp/qmix-screenshot-runs")
+    w.resize(1800, 1120)
+    w.show()
+    here = os.path.dirname(os.path.abspath(__file__))
+    if a.what == "training":
+        w.start_training()
+        while w.state.t_env < a.steps:
+            _pump(app, 0.05)
+        _pause_mid_episode(app, w, a.at_step)
+        out = os.path.join(here, "workbench_training.png")
+    else:
+        w.open_run_dir(a.path) if os.path.isdir(a.path) else w.watch_checkpoint(a.path)
+        _pause_mid_episode(app, w, a.at_step)
+        out = os.path.join(here, "workbench_watch.png")
+    w.grab().save(out)
+    print(f"wrote {out}: {w.state.t_env:,} env steps, frame stats {w.frame_stats()}")
+    w.close()
+
+
+if __name__ == "__main__":
+    main()
