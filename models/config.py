@@ -214,15 +214,27 @@ def load_config(preset_or_path: str | Path | None = None, overrides: list[str] |
                 raise ConfigError(f"unknown preset {str(preset_or_path)!r}; presets: {', '.join(names)}")
             text = (resources.files(PRESET_PACKAGE) / f"{preset_or_path}.toml").read_text()
             where = f"preset {preset_or_path}"
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{where}: not valid TOML: {e}") from None
-        try:
-            cfg = from_dict(doc)
-        except ConfigError as e:
-            raise ConfigError(f"{where}: {e}") from None
+        cfg = _from_text(text, where)
     return apply_overrides(cfg, overrides or [])
+
+
+def _from_text(text: str, where: str, base: Config | None = None) -> Config:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from None
+    try:
+        return from_dict(doc, base)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def apply_file(cfg: Config | None, path: str | Path) -> Config:
+    """Apply the user's TOML file on top of `cfg` (defaults when None)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"config file {str(p)!r} does not exist")
+    return _from_text(p.read_text(), str(p), cfg)
 
 
 def _toml_value(v) -> str:

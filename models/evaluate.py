@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import sims
-
 from .agent import RNNAgent
 from .checkpoint import check_compatible, load_checkpoint
 from .config import from_dict
+from .envs import make_env_for
 from .mixers import make_mixer
 from .runner import Runner
 
@@ -24,13 +23,6 @@ def load_policy(path, device="cpu"):
     if mixer is not None:
         mixer.to(device).load_state_dict(tensors["learner"]["mixer"])
     return cfg, agent, mixer, meta
-
-
-def make_env_for(cfg, num_envs: int, seed: int, autoreset: bool):
-    opts = dict(cfg.env.options)
-    if cfg.env.map_name not in sims.list_matrix_games():
-        opts["profile"] = cfg.env.profile
-    return sims.make_vec_env(cfg.env.map_name, num_envs, seed=seed, autoreset=autoreset, **opts)
 
 
 def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu") -> dict:

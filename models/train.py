@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import sims
-
 from .agent import RNNAgent
 from .buffer import EpisodeBuffer
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import Config, from_dict
+from .envs import make_env_for
 from .learner import Learner
 from .mixers import make_mixer
 from .probe import Probe
@@ -109,12 +108,8 @@ class Trainer:
         self.device = resolve_device(R.device)
         torch.manual_seed(R.seed)
         self.rng = np.random.default_rng(R.seed)
-        opts = dict(cfg.env.options)
-        if cfg.env.map_name not in sims.list_matrix_games():
-            opts["profile"] = cfg.env.profile
-        self.env = sims.make_vec_env(cfg.env.map_name, cfg.env.num_envs, seed=R.seed, autoreset=False, **opts)
-        self.test_env = sims.make_vec_env(cfg.env.map_name, R.test_episodes, seed=R.seed + 10_007, autoreset=False,
-                                          **opts)
+        self.env = make_env_for(cfg, cfg.env.num_envs, R.seed, autoreset=False)
+        self.test_env = make_env_for(cfg, R.test_episodes, R.seed + 10_007, autoreset=False)
         e = self.env
         self.agent = RNNAgent(e.obs_dim, e.n_agents, e.n_actions, cfg.algo.agent_hidden).to(self.device)
         self.mixer = make_mixer(cfg.algo.mixer, e.n_agents, e.state_dim, cfg.algo.mixing_embed,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .evaluate import load_policy, make_env_for
+from .envs import make_env_for
+from .evaluate import load_policy
 from .probe import Probe
 from .runner import Runner
 from .train import Callbacks, StepContext, StopRequested

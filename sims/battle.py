@@ -160,7 +160,6 @@ class Battle:
         w, n = self.world, self.n
         pos = w.pos
         alive = w.alive
-        acts = np.zeros((self.B, n), dtype=np.int64)
         # candidate target units per agent: enemies, or non-healer allies for healers
         d = np.linalg.norm(pos[:, :n, None, :] - pos[:, None, :, :], axis=-1)  # [B, n, U]
         enemy_cand = np.zeros((n, w.U), dtype=bool)

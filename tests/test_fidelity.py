@@ -116,3 +116,16 @@ def test_random_play_never_wins_2c_vs_64zg():
         finished += rec.terminated.sum()
         assert not rec.won.any()
     assert finished >= 32
+
+
+def test_enemy_medivac_heals_a_damaged_marine():
+    w = World(load_scenario("MMM"), 1, seed=0)
+    n = 10
+    med = int(np.flatnonzero(w.heals[n:])[0]) + n
+    marine = n + 2
+    w.health[0, marine] = 20.0
+    w.pos[0, med] = w.pos[0, marine] + (0.5, 0.0)
+    for _ in range(4):
+        w.advance(8)
+    assert w.health[0, marine] > 20.0 + 4 * 0.5 * 9 * 0.9  # ~9 hp per game second
+    assert w.energy[0, med] < 50.0 + 2 * 0.5625 * 2

@@ -175,3 +175,12 @@ def test_cli_plot_writes_a_png(tmp_path):
     assert cli(["plot", str(run), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 5000
     assert cli(["plot", str(tmp_path / "missing")]) == 2
+
+
+def test_cli_prints_learned_tables_of_a_matrix_game(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "run.t_max=640", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert cli(["tables", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "QMIX on matrix_mild" in out and "true payoff" in out and "12.00" in out

@@ -1,7 +1,6 @@
 """The QMIX Workbench main window: dockable panels over a `WorkbenchState`, fed by a trainer process."""
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import time
@@ -176,19 +175,16 @@ class MainWindow(QMainWindow):
 
     def open_run_dir(self, run_dir: str):
         """Load a run's metrics into the curves and watch its latest checkpoint."""
+        from .plot import read_metrics
+
         p = Path(run_dir)
-        csv_path = p / "metrics.csv"
-        if not csv_path.exists():
-            self._log(f"{run_dir} has no metrics.csv: not a run directory")
+        try:
+            metrics = read_metrics(p)
+        except ValueError as e:
+            self._log(str(e))
             return
         self._reset_views()
-        with open(csv_path, newline="") as f:
-            for row in csv.DictReader(f):
-                t = float(row["t_env"])
-                for key in ("return", "won", "epsilon", "overestimation", "loss", "td_error", "steps_per_s",
-                            "test_win_rate", "qtot_taken", "res_softmax_value", "max_value"):
-                    if row.get(key) not in (None, ""):
-                        self.state.series[key].append(t, float(row[key]))
+        self.state.load_metrics(metrics)
         self.state.run_dir = str(p)
         self.curves.show_state(self.state)
         ck = p / "checkpoints" / "latest.pt"

@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
     pl.add_argument("run_dir")
     pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
+    tb = sub.add_parser("tables", help="print a matrix-game checkpoint's learned Qtot tables beside the true payoffs")
+    tb.add_argument("checkpoint", help="checkpoint file or run directory")
     sub.add_parser("presets", help="list the shipped presets")
     sub.add_parser("maps", help="list the scenarios and matrix games")
     r = sub.add_parser("render", help="render a battle of a scenario to a PNG")
@@ -39,7 +41,7 @@ def main(argv=None) -> int:
 
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
-                "plot": _plot}[args.cmd](args)
+                "plot": _plot, "tables": _tables}[args.cmd](args)
     except (ValueError, TypeError) as exc:  # config, checkpoint and input errors name what is wrong
         print(f"qmix-workbench: error: {exc}", file=sys.stderr)
         return 2
@@ -114,7 +116,7 @@ class ProgressBar:
 
 
 def _train(args) -> int:
-    from models.config import apply_overrides, load_config
+    from models.config import apply_file, apply_overrides, load_config
     from models.train import train
 
     if args.resume:
@@ -132,16 +134,7 @@ def _train(args) -> int:
         raise ValueError("train needs --preset NAME or --config FILE (see `qmix-workbench presets`)")
     cfg = load_config(args.preset) if args.preset else None
     if args.config:
-        import tomllib
-
-        from models.config import from_dict
-
-        with open(args.config, "rb") as f:
-            try:
-                doc = tomllib.load(f)
-            except tomllib.TOMLDecodeError as exc:
-                raise ValueError(f"{args.config}: not valid TOML: {exc}") from None
-        cfg = from_dict(doc, cfg)
+        cfg = apply_file(cfg, args.config)
     cfg = apply_overrides(cfg, args.overrides)
     train(cfg, callbacks=ProgressBar(cfg.run.t_max), run_dir=args.run_dir, log=lambda m: print(m, file=sys.stderr))
     return 0
@@ -158,6 +151,20 @@ def _eval(args) -> int:
     print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
           f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
           f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")
+    return 0
+
+
+def _tables(args) -> int:
+    from models.evaluate import load_policy
+    from models.tables import format_tables, matrix_game_tables
+    from sims import list_matrix_games
+
+    cfg, agent, mixer, meta = load_policy(args.checkpoint)
+    if cfg.env.map_name not in list_matrix_games():
+        raise ValueError(f"{args.checkpoint} was trained on {cfg.env.map_name}, not a matrix game "
+                         f"({', '.join(list_matrix_games())})")
+    print(f"{meta['algorithm']} on {cfg.env.map_name} after {meta['t_env']:,} env steps")
+    print(format_tables(matrix_game_tables(agent, mixer, cfg.env.map_name)))
     return 0
 
 

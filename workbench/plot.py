@@ -9,17 +9,19 @@ import numpy as np
 
 
 def read_metrics(run_dir) -> dict:
+    """{(kind, column): (t_env array, value array)} from a run's metrics.csv (blank cells skipped)."""
     path = Path(run_dir) / "metrics.csv"
     if not path.exists():
         raise ValueError(f"{run_dir} has no metrics.csv: not a run directory")
-    out: dict = {}
+    pairs: dict = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
+            t = float(row["t_env"])
             for k, v in row.items():
-                if k in ("kind",) or v in ("", None):
+                if k in ("kind", "t_env") or v in ("", None):
                     continue
-                out.setdefault((row["kind"], k), []).append(float(v))
-    return out
+                pairs.setdefault((row["kind"], k), []).append((t, float(v)))
+    return {key: (np.array([p[0] for p in v]), np.array([p[1] for p in v])) for key, v in pairs.items()}
 
 
 def plot_run(run_dir, out_png, width=1500, height=420) -> str:
@@ -43,11 +45,9 @@ def plot_run(run_dir, out_png, width=1500, height=420) -> str:
         p.showGrid(x=True, y=True, alpha=0.3)
         p.addLegend(offset=(5, 5))
         for (kind, key), name, colour, smooth in series:
-            x = np.asarray(m.get((kind, "t_env"), []))
-            y = np.asarray(m.get((kind, key), []))
-            if len(y) == 0:
+            if (kind, key) not in m:
                 continue
-            x = x[: len(y)]
+            x, y = m[(kind, key)]
             if smooth and len(y) > 1:
                 k = min(200, len(y))
                 y = np.convolve(y, np.ones(k) / k, mode="valid")

@@ -120,6 +120,14 @@ class WorkbenchState:
             elif kind == "end":
                 self.messages.append(f"finished at {m.get('t_env', 0):,} env steps")
 
+    def load_metrics(self, metrics: dict) -> None:
+        """Fill the curves from a run's metrics.csv, as read by `workbench.plot.read_metrics`."""
+        for (kind, key), (xs, ys) in metrics.items():
+            if key in self.series:
+                s = self.series[key]
+                for x, y in zip(xs, ys):
+                    s.append(float(x), float(y))
+
     def ingest_snapshot(self, snap: dict | None) -> None:
         if snap is None:
             return

@@ -175,12 +175,10 @@ class ProcessCallbacks:
             self.trace["reward"].append(float(rec.reward[0]))
             if rec.terminated[0]:
                 self.env0_done = True
-                r = np.array(self.trace["reward"])
-                G = np.zeros_like(r)
-                acc = 0.0
-                for i in range(len(r) - 1, -1, -1):
-                    acc = r[i] + self.gamma * acc
-                    G[i] = acc
+                from models.episode import discounted_returns
+
+                r = np.array(self.trace["reward"])[None]
+                G = discounted_returns(r, np.ones_like(r, dtype=bool), self.gamma)[0]
                 self.last_episode = {k: list(v) for k, v in self.trace.items()}
                 self.last_episode["return_to_go"] = G.tolist()
         if self.env0_done:
