@@ -65,30 +65,36 @@ class Probe:
 
     @torch.no_grad()
     def trace_values(self, q: torch.Tensor, state: np.ndarray, avail: np.ndarray, chosen: np.ndarray) -> dict:
-        """The cheap per-step part of a probe (no joint table, no autograd): Qtot of the chosen and the greedy
-        joint action, credit dQtot/dQi (closed form for QMIX) and, with RES, the softmax operator value."""
+        """The cheap per-step part of a probe for one state (see `trace_batch`)."""
+        out = self.trace_batch(q[None], np.asarray(state)[None], np.asarray(avail)[None], np.asarray(chosen)[None])
+        return {k: (None if v is None else v[0]) for k, v in out.items()}
+
+    @torch.no_grad()
+    def trace_batch(self, q: torch.Tensor, state: np.ndarray, avail: np.ndarray, chosen: np.ndarray) -> dict:
+        """For K states at once (no joint table, no autograd): Qtot of the chosen and of the greedy joint
+        action [K], credit dQtot/dQi [K, n] (closed form for QMIX) and, with RES, the softmax value [K]."""
         q = q.detach().float()
         dev = q.device
         av = torch.as_tensor(avail, dtype=torch.bool, device=dev)
         greedy = q.masked_fill(~av, -float("inf")).argmax(-1)
         ch = torch.as_tensor(np.asarray(chosen), dtype=torch.long, device=dev)
-        qc = q.gather(1, ch[:, None])[:, 0]
-        qg = q.gather(1, greedy[:, None])[:, 0]
+        qc = q.gather(2, ch[..., None])[..., 0]  # [K, n]
+        qg = q.gather(2, greedy[..., None])[..., 0]
         if self.mixer is None:
-            return {"qtot": float(qc.sum()), "greedy": float(qg.sum()), "credit": None, "res": None}
+            return {"qtot": qc.sum(-1).cpu().numpy(), "greedy": qg.sum(-1).cpu().numpy(), "credit": None, "res": None}
         st = torch.as_tensor(np.asarray(state), dtype=torch.float32, device=dev)
         hyper = self.mixer.hyper(st)
-        both = self.mixer.mix(torch.stack([qc, qg]), hyper)
+        both = self.mixer.mix(torch.stack([qc, qg], 1), hyper)  # [K, 2]
         if "w1" in hyper:  # QMIX: d/dq_i of ELU(q.W1 + b1).W2 = sum_e W1[i,e] ELU'(pre_e) W2[e]
-            pre = qc @ hyper["w1"] + hyper["b1"]
+            pre = torch.einsum("kn,kne->ke", qc, hyper["w1"]) + hyper["b1"]
             delu = torch.where(pre > 0, torch.ones_like(pre), torch.exp(pre))
-            credit = (hyper["w1"] * (delu * hyper["w2"])[None]).sum(-1).cpu().numpy()
+            credit = (hyper["w1"] * (delu * hyper["w2"])[:, None, :]).sum(-1).cpu().numpy()
         else:
-            credit = np.ones(q.shape[0], dtype=np.float32)
+            credit = np.ones(qc.shape, dtype=np.float32)
         res = None
         if self.res_beta is not None:
-            res = float(res_operator(q[None], q[None], av[None], self.mixer, self.mixer, st[None], self.res_beta)[0])
-        return {"qtot": float(both[0]), "greedy": float(both[1]), "credit": credit, "res": res}
+            res = res_operator(q, q, av, self.mixer, self.mixer, st, self.res_beta).cpu().numpy()
+        return {"qtot": both[:, 0].cpu().numpy(), "greedy": both[:, 1].cpu().numpy(), "credit": credit, "res": res}
 
     @torch.no_grad()
     def __call__(self, obs, state, avail, hidden: torch.Tensor, last_actions, chosen=None) -> tuple[ProbeResult, torch.Tensor]:

@@ -104,7 +104,10 @@ class Trainer:
         self.cfg = cfg
         R = cfg.run
         if R.threads:
+            import numba
+
             torch.set_num_threads(R.threads)
+            numba.set_num_threads(min(R.threads, numba.config.NUMBA_NUM_THREADS))
         self.device = resolve_device(R.device)
         torch.manual_seed(R.seed)
         self.rng = np.random.default_rng(R.seed)

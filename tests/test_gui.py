@@ -62,7 +62,7 @@ def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot
     snap = w.state.snapshot
     w._show_snapshot()
     probe = snap["probe"]
-    assert np.allclose(w.qvalues.bars[0].opts["height"], probe["q"][0])
+    assert np.allclose(w.qvalues.heights(0), probe["q"][0])
     assert w.joint.table.shape == (70, 70) and np.allclose(w.joint.table, probe["joint"])
     assert w.mixer.w1.shape == (2, 32) and np.allclose(w.mixer.w1, probe["hyper"]["w1"])
     assert len(w.qtot.cur.getData()[0]) == len(snap["trace"]["qtot"])
@@ -135,9 +135,9 @@ def test_checkpoint_saved_from_the_gui_loads_in_watch_mode(qtbot, window):
     qtbot.wait(100)
     w.watch_checkpoint(path)
     qtbot.waitUntil(lambda: w.state.mode == "watch" and w.state.snapshots_seen >= 2, timeout=WAIT)
-    assert np.allclose(w.qvalues.bars[0].opts["height"], w.state.snapshot["probe"]["q"][0]) or True
+    assert np.allclose(w.qvalues.heights(0), w.state.snapshot["probe"]["q"][0]) or True
     w._show_snapshot()
-    assert np.allclose(w.qvalues.bars[0].opts["height"], w.state.snapshot["probe"]["q"][0])
+    assert np.allclose(w.qvalues.heights(0), w.state.snapshot["probe"]["q"][0])
 
 
 def test_matrix_game_shows_learned_table_beside_payoff(qtbot, window):

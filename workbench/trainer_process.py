@@ -13,6 +13,12 @@ import traceback
 import numpy as np
 
 
+def torch_stack(tensors):
+    import torch
+
+    return torch.stack(list(tensors))
+
+
 def _probe_dict(r) -> dict:
     return {"q": r.q, "avail": r.avail, "chosen": r.chosen, "greedy": r.greedy, "qtot_chosen": r.qtot_chosen,
             "qtot_greedy": r.qtot_greedy, "joint": None if r.joint is None else r.joint.astype(np.float32),
@@ -34,11 +40,13 @@ class ProcessCallbacks:
         self.last_snap = 0.0
         self.save_fn = None
         self.trace = self._new_trace()
+        self.pending: list = []
         self.last_episode = None
         self.env0_done = False
         self.episode0 = 0
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
+        self.last_poll = 0.0
         self.step_period = 0.0  # watch mode: seconds per env step, so a person can follow the battle
         self.last_step = 0.0
 
@@ -137,7 +145,10 @@ class ProcessCallbacks:
     def on_step(self, ctx):
         from models.train import StopRequested
 
-        self._poll(ctx)
+        now = time.monotonic()
+        if now - self.last_poll >= 0.01:  # a queue poll costs more than a step of bookkeeping
+            self.last_poll = now
+            self._poll(ctx)
         self._trace(ctx)
         if self.stop:
             raise StopRequested
@@ -168,12 +179,14 @@ class ProcessCallbacks:
     def _trace(self, ctx):
         rec = ctx.rec
         if ctx.t == 0:
+            self.pending = []
             self.trace = self._new_trace()
             self.env0_done = False
             self.episode0 += 1
         elif not self.env0_done:
             self.trace["reward"].append(float(rec.reward[0]))
             if rec.terminated[0]:
+                self._flush(ctx.probe_)
                 self.env0_done = True
                 from models.episode import discounted_returns
 
@@ -183,14 +196,24 @@ class ProcessCallbacks:
                 self.last_episode["return_to_go"] = G.tolist()
         if self.env0_done:
             return
-        v = ctx.probe_.trace_values(ctx.q[0], ctx.rec.state[0], ctx.rec.avail[0], self._apply_forced(ctx.actions)[0])
+        # keep env 0's inputs; the trace values are computed in one batch when someone looks (`_flush`)
+        self.pending.append((ctx.q[0].clone(), ctx.rec.state[0].copy(), ctx.rec.avail[0].copy(),
+                             self._apply_forced(ctx.actions)[0].copy()))
+
+    def _flush(self, probe):
+        if not self.pending:
+            return
+        q, st, av, ch = zip(*self.pending)
+        self.pending = []
+        v = probe.trace_batch(torch_stack(q), np.stack(st), np.stack(av), np.stack(ch))
         tr = self.trace
-        tr["qtot"].append(v["qtot"])
-        tr["greedy"].append(v["greedy"])
-        tr["res"].append(v["res"])
-        tr["credit"].append(None if v["credit"] is None else v["credit"].tolist())
+        tr["qtot"] += v["qtot"].tolist()
+        tr["greedy"] += v["greedy"].tolist()
+        tr["res"] += [None] * len(q) if v["res"] is None else v["res"].tolist()
+        tr["credit"] += [None] * len(q) if v["credit"] is None else v["credit"].tolist()
 
     def _snapshot(self, ctx, actions):
+        self._flush(ctx.probe_)
         world = ctx.world
         pr = ctx.probe(0, chosen=actions[0])
         snap = {"t": ctx.t, "t_env": ctx.t_env, "epsilon": ctx.epsilon, "episode": self.episode0,
@@ -222,6 +245,13 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
             cb.paused = True
         if payload.get("steps_per_s"):
             cb.step_period = 1.0 / payload["steps_per_s"]
+        if payload.get("torch_threads"):
+            # beside the window, torch's busy-waiting worker threads would take the core the GUI paints with
+            import numba
+            import torch
+
+            torch.set_num_threads(int(payload["torch_threads"]))
+            numba.set_num_threads(min(int(payload["torch_threads"]), numba.config.NUMBA_NUM_THREADS))
         if mode == "train":
             from models.config import from_dict
             from models.train import train

@@ -76,7 +76,6 @@ class ArenaPanel(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(12, 12, 16))
         if self.image is not None:
-            p.setRenderHint(QPainter.SmoothPixmapTransform, True)
             p.drawImage(self._target_rect(), self.image)
         if self.text:
             p.setPen(QColor(220, 220, 220))

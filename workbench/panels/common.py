@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtWidgets import QGraphicsItem
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", useOpenGL=False)
 
@@ -46,3 +47,21 @@ def label_plot(plot: pg.PlotItem, title: str, left: str, bottom: str, left_units
     plot.showGrid(x=True, y=True, alpha=0.2)
     for ax in ("left", "bottom"):
         plot.getAxis(ax).enableAutoSIPrefix(False)
+    cache_axes(plot)
+
+
+def cache_axes(plot: pg.PlotItem) -> None:
+    """Paint axes and the title from a pixmap cache: text is the costliest thing a plot repaints, and
+    axes change only when their range does."""
+    for ax in ("left", "bottom", "top", "right"):
+        plot.getAxis(ax).setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+    plot.titleLabel.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+
+
+def grow_range(plot: pg.PlotItem, n: int, minimum: int = 16) -> None:
+    """Set the x range to the next power of two above `n` points, so the axis (and its cached picture)
+    changes a handful of times per episode instead of every step."""
+    hi = max(minimum, 1 << max(int(n) - 1, 1).bit_length())
+    if getattr(plot, "_grow_hi", None) != hi:
+        plot._grow_hi = hi
+        plot.setXRange(0, hi, padding=0.02)

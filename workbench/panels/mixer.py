@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import StableLevels, agent_pen, label_plot
+from .common import StableLevels, agent_pen, grow_range, label_plot
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -47,6 +47,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         self.credit_plot = self.addPlot(row=row, col=0)
         label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
         self.credit_plot.addLegend(offset=(10, 5))
+        self.credit_plot.disableAutoRange(axis="x")
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
 
     def show_snapshot(self, snap: dict) -> None:
@@ -66,6 +67,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         credit = [c for c in credit if c is not None]
         if credit:
             c = np.asarray(credit, float)
+            grow_range(self.credit_plot, len(c))
             for i, curve in enumerate(self.credit_curves):
                 if i < c.shape[1]:
                     curve.setData(np.arange(len(c)), c[:, i])

@@ -1,65 +1,91 @@
-"""Agent Q-values: one bar per action for each agent; unavailable greyed, chosen and greedy marked."""
+"""Agent Q-values: one bar per action for each agent; unavailable greyed, chosen and greedy marked.
+
+Bars are drawn as filled step curves (one for available, one for unavailable actions): a single
+path each, which paints an order of magnitude faster than 70 separate bar items.
+"""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
 from ..state import action_names
-from .common import label_plot
+from .common import StableLevels, label_plot
 
-AVAIL_BRUSH = pg.mkBrush(80, 150, 230)
-UNAVAIL_BRUSH = pg.mkBrush(70, 70, 70)
-SELECTED_BRUSH = pg.mkBrush(110, 190, 255)
+AVAIL = (80, 150, 230)
+SELECTED = (110, 190, 255)
+UNAVAIL = (85, 85, 85)
 
 
 class QValuesPanel(pg.GraphicsLayoutWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.plots: list = []
-        self.bars: list = []
+        self.avail_bars: list = []
+        self.unavail_bars: list = []
         self.chosen: list = []
         self.greedy: list = []
         self.n = self.A = 0
         self.last_q = None
+        self._titles: dict = {}
 
     def configure(self, n_agents: int, n_actions: int, matrix_game: bool) -> None:
         if (n_agents, n_actions) == (self.n, self.A):
             return
         self.clear()
-        self.plots, self.bars, self.chosen, self.greedy = [], [], [], []
+        self.plots, self.avail_bars, self.unavail_bars, self.chosen, self.greedy = [], [], [], [], []
         self.n, self.A = n_agents, n_actions
+        self._titles = {}
+        self.levels = [StableLevels(shrink=0.02) for _ in range(n_agents)]
         names = action_names(n_actions, matrix_game)
-        ticks = [(0, "no-op"), (3.5, "move")] + [(i, f"atk {i - 6}") for i in range(14, n_actions, 8)]
         if matrix_game:
             ticks = [(i, names[i]) for i in range(n_actions)]
+        else:
+            ticks = [(0, "no-op"), (3.5, "move")] + [(i, f"atk {i - 6}") for i in range(14, n_actions, 8)]
+        edges = np.arange(n_actions + 1) - 0.5
         for i in range(n_agents):
             p = self.addPlot(row=i, col=0)
             label_plot(p, f"agent {i}: Q_i per action", "Q_i", "action")
             p.getAxis("bottom").setTicks([ticks])
-            bars = pg.BarGraphItem(x=np.arange(n_actions), height=np.zeros(n_actions), width=0.8,
-                                   brushes=[UNAVAIL_BRUSH] * n_actions, pen=None)
-            p.addItem(bars)
-            ch = pg.ScatterPlotItem(symbol="t", size=13, brush=pg.mkBrush(255, 140, 40), pen=pg.mkPen("w"),
-                                    name="chosen")
-            gr = pg.ScatterPlotItem(symbol="star", size=15, brush=pg.mkBrush(255, 230, 60), pen=None, name="greedy")
+            un = pg.PlotCurveItem(edges, np.zeros(n_actions), stepMode="center", fillLevel=0,
+                                  brush=pg.mkBrush(UNAVAIL), pen=pg.mkPen((20, 20, 20), width=1))
+            av = pg.PlotCurveItem(edges, np.zeros(n_actions), stepMode="center", fillLevel=0,
+                                  brush=pg.mkBrush(AVAIL), pen=pg.mkPen((20, 20, 20), width=1))
+            p.addItem(un)
+            p.addItem(av)
+            ch = pg.ScatterPlotItem(symbol="t", size=13, brush=pg.mkBrush(255, 140, 40), pen=pg.mkPen("w"))
+            gr = pg.ScatterPlotItem(symbol="star", size=15, brush=pg.mkBrush(255, 230, 60), pen=None)
             p.addItem(ch)
             p.addItem(gr)
+            p.disableAutoRange(axis="y")
+            p.setXRange(-0.5, n_actions - 0.5, padding=0.01)
             self.plots.append(p)
-            self.bars.append(bars)
+            self.avail_bars.append(av)
+            self.unavail_bars.append(un)
             self.chosen.append(ch)
             self.greedy.append(gr)
 
+    def heights(self, i: int) -> np.ndarray:
+        """The bar heights agent `i`'s plot shows (available and unavailable together)."""
+        return self.avail_bars[i].getData()[1] + self.unavail_bars[i].getData()[1]
+
     def show_probe(self, probe: dict, selected: int) -> None:
-        q, avail = np.asarray(probe["q"]), np.asarray(probe["avail"], bool)
+        q, avail = np.asarray(probe["q"], float), np.asarray(probe["avail"], bool)
         self.last_q = q
+        edges = np.arange(self.A + 1) - 0.5
         for i in range(min(self.n, q.shape[0])):
-            brushes = [(SELECTED_BRUSH if i == selected else AVAIL_BRUSH) if a else UNAVAIL_BRUSH for a in avail[i]]
-            self.bars[i].setOpts(height=q[i], brushes=brushes)
+            self.avail_bars[i].setData(edges, np.where(avail[i], q[i], 0.0))
+            self.unavail_bars[i].setData(edges, np.where(avail[i], 0.0, q[i]))
+            self.avail_bars[i].setBrush(pg.mkBrush(SELECTED if i == selected else AVAIL))
             c, g = int(probe["chosen"][i]), int(probe["greedy"][i])
-            span = max(float(np.ptp(q[i])), 1e-3)
+            lo, hi = self.levels[i](np.append(q[i], 0.0))
+            span = max(hi - lo, 1e-3)
+            # a y range that changes slowly keeps the (cached) axis from being redrawn every frame
+            self.plots[i].setYRange(min(lo, 0.0), hi + 0.25 * span, padding=0)
             self.chosen[i].setData([c], [q[i, c] + 0.08 * span])
             self.greedy[i].setData([g], [q[i, g] + 0.16 * span])
-            self.plots[i].setTitle(f"agent {i}{' (selected)' if i == selected else ''}: Q_i per action — "
-                                   f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>, "
-                                   f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>, grey = unavailable",
-                                   size="10pt")
+            title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i per action — "
+                     f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>, "
+                     f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>, grey = unavailable")
+            if self._titles.get(i) != title:
+                self._titles[i] = title
+                self.plots[i].setTitle(title, size="10pt")
