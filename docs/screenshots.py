@@ -19,11 +19,18 @@ def _pump(app, seconds):
 
 
 def _pause_mid_episode(app, w, min_t):
-    while not (w.state.snapshot and w.state.snapshot["t"] >= min_t):
+    while not w.state.snapshot:
         _pump(app, 0.02)
     w.client.send("pause")
     while not w.state.paused:
         _pump(app, 0.02)
+    _pump(app, 0.5)
+    # single-step the paused battle until the shown episode is `min_t` steps in
+    while w.state.snapshot["t"] < min_t and not w.state.snapshot.get("env0_done"):
+        t = (w.state.snapshot["episode"], w.state.snapshot["t"])
+        w.client.send("step")
+        while (w.state.snapshot["episode"], w.state.snapshot["t"]) == t:
+            _pump(app, 0.01)
     _pump(app, 1.0)
     w.curves.show_state(w.state)
     w._show_snapshot()

@@ -112,7 +112,8 @@ class Renderer:
         surf.blit(self.terrain, (0, 0))
         s = self.scale
         pos, alive = world.pos[b], world.alive[b]
-        order = np.argsort(world.ttab[world.utype, COL["plane"]], kind="stable")  # air units on top
+        # small ground units first, then big ones (zerglings walk under colossi), air units on top
+        order = np.lexsort((world.radius, world.ttab[world.utype, COL["plane"]]))
         # units
         for u in order:
             if not alive[u]:
