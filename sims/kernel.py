@@ -405,6 +405,9 @@ def _advance_one(b, n_ticks, pos, health, shield, energy, cooldown, since_hit, a
         tick[b] = tk + 1
 
 
+# Two entry points over the same per-battle body: numba compiles `parallel=True` into a different
+# function (thread pool start-up costs more than it saves below ~8 battles), and one cached
+# dispatcher cannot hold both variants.
 @numba.njit(cache=True)
 def advance_serial(active, n_ticks, pos, health, shield, energy, cooldown, since_hit, alive,
                    order_kind, order_target, order_point, fire_tick, fire_point, tick, rng_key,
