@@ -21,6 +21,7 @@ from .state import PRESET_PREFIX, WorkbenchState  # noqa: E402
 
 REFRESH_MS = 30  # ~33 Hz: at least 30 Hz with timer slack
 TRAINER_TORCH_THREADS = int(os.environ.get("QMIX_WORKBENCH_TORCH_THREADS", "1"))
+TRAINER_NUMBA_THREADS = int(os.environ.get("QMIX_WORKBENCH_NUMBA_THREADS", "1"))
 CURVES_EVERY_S = 0.5  # the curves move slowly; redrawing their 16 axes is the costliest paint
 
 
@@ -150,7 +151,8 @@ class MainWindow(QMainWindow):
         self._reset_views()
         self.arena.set_scenario(cfg.env.map_name, cfg.env.profile)
         self.state.mode = "train"
-        self.client.start("train", {"config": cfg.to_dict(), "torch_threads": TRAINER_TORCH_THREADS},
+        self.client.start("train", {"config": cfg.to_dict(), "torch_threads": TRAINER_TORCH_THREADS,
+                                    "numba_threads": TRAINER_NUMBA_THREADS},
                           self.controls.snapshot_hz.value())
         self._log(f"starting {cfg.algorithm_name} on {cfg.env.map_name} (trainer pid {self.client.pid})")
 

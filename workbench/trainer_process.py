@@ -251,7 +251,8 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
             import torch
 
             torch.set_num_threads(int(payload["torch_threads"]))
-            numba.set_num_threads(min(int(payload["torch_threads"]), numba.config.NUMBA_NUM_THREADS))
+            nt = int(payload.get("numba_threads", payload["torch_threads"]))
+            numba.set_num_threads(min(nt, numba.config.NUMBA_NUM_THREADS))
         if mode == "train":
             from models.config import from_dict
             from models.train import train
