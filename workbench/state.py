@@ -93,11 +93,11 @@ class WorkbenchState:
                 self.t_env = m.get("t_env", 0)
                 self.error = None
             elif kind == "episode":
-                self.t_env = m["t_env"]
                 self.episodes = m["episodes"]
                 if self.mode == "watch":  # greedy episodes of a saved policy are not training progress
                     self.watch_episodes.append(m)
                     continue
+                self.t_env = m["t_env"]
                 for k in ("return", "won", "epsilon", "overestimation"):
                     self.series[k].append(m["t_env"], m.get(k))
             elif kind == "update":
@@ -133,9 +133,8 @@ class WorkbenchState:
             return
         self.snapshot = snap
         self.snapshots_seen += 1
-        if self.mode == "watch":
-            self.t_env = snap.get("t_env", self.t_env)
-        # `paused` follows the lossless "paused" messages only: a snapshot may predate them
+        # `t_env` stays the training steps (in watch mode: the checkpoint's); `paused` follows the
+        # lossless "paused" messages only: a snapshot may predate them
 
     def process_ended(self, exitcode: int | None) -> None:
         if exitcode not in (0, None) and self.error is None:
