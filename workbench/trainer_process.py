@@ -164,6 +164,7 @@ class ProcessCallbacks:
             self.step_once = False
         acts = self._apply_forced(ctx.actions)
         self.forced.clear()
+        self._record(ctx, acts)
         if self.step_period > 0:
             wait = self.last_step + self.step_period - time.monotonic()
             if wait > 0:
@@ -194,11 +195,13 @@ class ProcessCallbacks:
                 G = discounted_returns(r, np.ones_like(r, dtype=bool), self.gamma)[0]
                 self.last_episode = {k: list(v) for k, v in self.trace.items()}
                 self.last_episode["return_to_go"] = G.tolist()
-        if self.env0_done:
-            return
-        # keep env 0's inputs; the trace values are computed in one batch when someone looks (`_flush`)
-        self.pending.append((ctx.q[0].clone(), ctx.rec.state[0].copy(), ctx.rec.avail[0].copy(),
-                             self._apply_forced(ctx.actions)[0].copy()))
+
+    def _record(self, ctx, acts):
+        """Keep env 0's inputs for this step with the joint action actually executed (forced ones
+        included); the trace values are computed in one batch when someone looks (`_flush`)."""
+        if not self.env0_done:
+            self.pending.append((ctx.q[0].clone(), ctx.rec.state[0].copy(), ctx.rec.avail[0].copy(),
+                                 acts[0].copy()))
 
     def _flush(self, probe):
         if not self.pending:
