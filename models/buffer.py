@@ -41,19 +41,22 @@ class EpisodeBuffer:
         return (f"episode buffer: {self.capacity} episodes x {self.T} steps, "
                 f"{self.nbytes / 2**20:,.0f} MiB ({per / 2**20:.2f} MiB per episode)")
 
-    def add(self, batch: EpisodeBatch) -> None:
-        B = batch.size
+    def add(self, batch: EpisodeBatch | dict) -> None:
+        """Store a round: an `EpisodeBatch`, or a dict of its arrays (`learner_host.compact`)."""
+        get = batch.__getitem__ if isinstance(batch, dict) else batch.__getattribute__
+        length = get("length")
+        B = len(length)
         idx = (self.next + np.arange(B)) % self.capacity
-        T = batch.max_len
+        T = int(length.max())
         # only the per-step flags need clearing past an episode's end: stale observations there are
         # never read unmasked (the GRU is causal and the loss is masked by `filled`)
         for name in ("obs", "state", "avail"):
-            getattr(self, name)[idx, :T + 1] = getattr(batch, name)[:, :T + 1]
+            getattr(self, name)[idx, :T + 1] = get(name)[:, :T + 1]
         for name in ("actions", "reward", "terminal", "filled", "mc_return"):
             dst = getattr(self, name)
             dst[idx, T:] = 0
-            dst[idx, :T] = getattr(batch, name)[:, :T]
-        self.length[idx] = batch.length
+            dst[idx, :T] = get(name)[:, :T]
+        self.length[idx] = length
         self.next = int((self.next + B) % self.capacity)
         self.size = min(self.size + B, self.capacity)
         self.episodes_added += B

@@ -71,7 +71,9 @@ class RunConfig:
     save_buffer: bool = False
     runs_dir: str = "runs"
     snapshot_hz: float = 30.0  # probe snapshots for a watching GUI (only when one asks)
-    threads: int = 0  # torch intra-op threads (0: torch's default)
+    threads: int = 0  # torch intra-op threads (0: torch's default; 1 per process with a learner process)
+    # learn in a worker process while the next round is collected (actors use weights one round old)
+    learner_process: bool = False
     time_limit_s: float = 0.0  # stop (and save) after this much training wall time; 0: no limit
 
 

@@ -76,7 +76,7 @@ class Learner:
         self.updates = 0
 
     def update(self, batch: dict) -> dict:
-        cfg, L, A = self.cfg, self.cfg.learner, self.cfg.algo
+        L, A = self.cfg.learner, self.cfg.algo
         obs, state, avail = batch["obs"], batch["state"], batch["avail"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
         terminal, filled = batch["terminal"], batch["filled"]  # [B, T]

@@ -13,13 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .agent import RNNAgent
-from .buffer import EpisodeBuffer
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .envs import make_env_for
-from .learner import Learner
-from .mixers import make_mixer
+from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
+                           load_actor_weights)
 from .probe import Probe
 from .runner import Runner, epsilon_at
 
@@ -71,6 +69,10 @@ class StepContext:
                                   self.actions[env_index] if chosen is None else chosen, joint_table=joint_table)
 
 
+def _as_tensors(w: dict) -> dict:
+    return {part: {k: torch.as_tensor(v) for k, v in sd.items()} for part, sd in w.items()}
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -98,30 +100,33 @@ class Trainer:
         if resume is not None:
             meta, tensors = load_checkpoint(resume)
             ckpt = (meta, tensors)
-            cfg = from_dict(meta["config"])
+            if cfg is None:  # a config given with a checkpoint may change run.* keys (e.g. train longer)
+                cfg = from_dict(meta["config"])
             if run_dir is None:
                 run_dir = Path(meta["run_dir"]) if Path(resume).is_file() else Path(resume)
         self.cfg = cfg
         R = cfg.run
-        if R.threads:
+        threads = R.threads or (1 if R.learner_process else 0)
+        if threads:  # with a learner process, acting keeps one core and learning the other
             import numba
 
-            torch.set_num_threads(R.threads)
-            numba.set_num_threads(min(R.threads, numba.config.NUMBA_NUM_THREADS))
+            torch.set_num_threads(threads)
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         self.device = resolve_device(R.device)
         torch.manual_seed(R.seed)
         self.rng = np.random.default_rng(R.seed)
         self.env = make_env_for(cfg, cfg.env.num_envs, R.seed, autoreset=False)
         self.test_env = make_env_for(cfg, R.test_episodes, R.seed + 10_007, autoreset=False)
         e = self.env
-        self.agent = RNNAgent(e.obs_dim, e.n_agents, e.n_actions, cfg.algo.agent_hidden).to(self.device)
-        self.mixer = make_mixer(cfg.algo.mixer, e.n_agents, e.state_dim, cfg.algo.mixing_embed,
-                                cfg.algo.hypernet_embed)
-        if self.mixer is not None:
-            self.mixer.to(self.device)
-        self.learner = Learner(self.agent, self.mixer, cfg, self.device)
-        self.buffer = EpisodeBuffer(cfg.learner.buffer_size, e.episode_limit, e.n_agents, e.obs_dim, e.state_dim,
-                                    e.n_actions)
+        dims = {"obs_dim": e.obs_dim, "state_dim": e.state_dim, "n_agents": e.n_agents, "n_actions": e.n_actions,
+                "episode_limit": e.episode_limit}
+        # the actors' networks; with an inline learner they are also the ones it trains
+        self.agent, self.mixer = build_networks(cfg, dims, self.device)
+        if R.learner_process:
+            self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer, threads=R.threads or 1)
+        else:
+            self.host = InlineLearner(cfg, dims, self.device, self.agent, self.mixer)
+        self.updates = 0
         self.runner = Runner(e, self.agent, self.device, cfg.learner.gamma, cfg.learner.bootstrap_timeouts)
         self.runner.mixer = self.mixer
         self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
@@ -146,7 +151,8 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.run_dir / "tb"))
-        self.log(self.buffer.describe())
+        self.log(f"episode buffer: {cfg.learner.buffer_size} episodes x {e.episode_limit} steps"
+                 + (" (in a learner process)" if R.learner_process else ""))
 
     # ---- run directory -------------------------------------------------------------------------
     def _new_run_dir(self) -> Path:
@@ -178,7 +184,7 @@ class Trainer:
 
     def _row(self, kind: str, m: dict) -> None:
         self._csv.writerow({"kind": kind, "t_env": self.t_env, "episodes": self.episodes,
-                            "updates": self.learner.updates, "wall_s": round(self.wall, 3), **m})
+                            "updates": self.updates, "wall_s": round(self.wall, 3), **m})
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def _world_rngs(self, env) -> list:
@@ -193,9 +199,17 @@ class Trainer:
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng),
                 "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
                 "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
-        tensors = {"learner": self.learner.state_dict(), "torch_rng": torch.get_rng_state()}
+        st = self.host.state(self.cfg.run.save_buffer)
+        meta["learner_rng"] = st["rng"]
+        tensors = {"learner": st["learner"], "torch_rng": torch.get_rng_state()}
         if self.cfg.run.save_buffer:
-            tensors["buffer"] = self.buffer.state_dict()
+            tensors["buffer"] = st["buffer"]
+        if self.host.lag:
+            # what the actors use now, and the rounds learnt but not yet handed to them: a resumed run
+            # continues on the same schedule
+            tensors["actor"] = _as_tensors(actor_weights(self.agent, self.mixer))
+            meta["pending_updates"] = [r.updates for r in self.host.ready]
+            tensors["pending_weights"] = [_as_tensors(r.weights) for r in self.host.ready]
         save_checkpoint(path, meta, tensors)
         if path.parent == ck_dir:
             save_checkpoint(ck_dir / "latest.pt", meta, tensors)
@@ -204,10 +218,16 @@ class Trainer:
 
     def _restore(self, meta: dict, tensors: dict) -> None:
         check_compatible(meta, self.fingerprint, meta.get("path", "checkpoint"))
-        self.learner.load_state_dict(tensors["learner"])
+        self.host.load({"learner": tensors["learner"], "rng": meta.get("learner_rng"),
+                        "buffer": tensors.get("buffer")})
         torch.set_rng_state(tensors["torch_rng"])
-        if "buffer" in tensors:
-            self.buffer.load_state_dict(tensors["buffer"])
+        self.updates = int(tensors["learner"]["updates"])
+        if self.host.lag:
+            actor = tensors.get("actor") or {k: tensors["learner"][k] for k in ("agent", "mixer")
+                                             if k in tensors["learner"]}
+            load_actor_weights(self.agent, self.mixer, actor)
+            for ums, w in zip(meta.get("pending_updates", []), tensors.get("pending_weights", [])):
+                self.host.ready.append(RoundResult(ums, w))
         self.t_env, self.episodes, self.rounds = meta["t_env"], meta["episodes"], meta["rounds"]
         self.last_test, self.last_save, self.wall = meta["last_test"], meta["last_save"], meta["wall"]
         _set_rng_state(self.rng, meta["rng"])
@@ -221,7 +241,7 @@ class Trainer:
         """Load only the networks of a checkpoint (for watching or evaluating)."""
         meta, tensors = load_checkpoint(path, self.device)
         check_compatible(meta, self.fingerprint, meta.get("path", str(path)))
-        self.learner.load_state_dict(tensors["learner"])
+        load_actor_weights(self.agent, self.mixer, tensors["learner"])
         return meta
 
     # ---- the loop ---------------------------------------------------------------------------------
@@ -245,7 +265,7 @@ class Trainer:
         eps = self.epsilon()
         self.runner.hook = self._step_hook if self.cb.wants_steps() else None
         batch = self.runner.run(eps, self.rng)
-        self.buffer.add(batch)
+        self.host.submit(batch)  # a learner process starts on it at once
         steps = int(batch.length.sum())
         self.t_env += steps
         self.episodes += batch.size
@@ -260,21 +280,11 @@ class Trainer:
         self.tb.add_scalar("episode/win_rate", float(batch.won.mean()), self.t_env)
         self.tb.add_scalar("episode/overestimation", float(over.mean()), self.t_env)
         self.tb.add_scalar("episode/epsilon", eps, self.t_env)
-        ums = []
-        L = cfg.learner
-        if self.buffer.can_sample(L.batch_size):
-            for _ in range(L.updates_per_round):
-                ums.append(self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device)))
+        ums = self._take_results(self.host.lag)
         dt = time.perf_counter() - t0
         self.wall += dt
         sps = steps / max(dt, 1e-9)
-        for um in ums:  # every update is logged
-            self._csv.writerow({"kind": "update", "t_env": self.t_env, "episodes": self.episodes,
-                                "updates": um["updates"], "wall_s": round(self.wall, 3), **um, "steps_per_s": sps})
-            for k, v in um.items():
-                if k != "updates":
-                    self.tb.add_scalar(f"update/{k}", v, um["updates"])
-            self.cb.on_update({"t_env": self.t_env, "steps_per_s": sps, **um})
+        self._log_updates(ums, {"steps_per_s": sps})
         um = ums[-1] if ums else None
         self.tb.add_scalar("perf/steps_per_s", sps, self.t_env)
         ev = None
@@ -293,10 +303,37 @@ class Trainer:
                 "win_rate": float(batch.won.mean()), "return": float(batch.episode_return.mean()),
                 "eval": ev, "update": um}
 
+    def _take_results(self, keep: int) -> list:
+        """Hand finished rounds to the actors until `keep` are outstanding; their update metrics."""
+        ums = []
+        while self.host.pending > keep:
+            res = self.host.result()
+            if res.weights is not None:
+                load_actor_weights(self.agent, self.mixer, res.weights)
+            ums += res.updates
+        if ums:
+            self.updates = ums[-1]["updates"]
+        return ums
+
+    def catch_up(self) -> None:
+        """Give the actors the latest weights (end of training: evaluate and save what was learnt).
+        Logs the updates this brings in."""
+        self._log_updates(self._take_results(0), {})
+
+    def _log_updates(self, ums: list, extra: dict) -> None:
+        for um in ums:  # every update is logged
+            self._csv.writerow({"kind": "update", "t_env": self.t_env, "episodes": self.episodes,
+                                "updates": um["updates"], "wall_s": round(self.wall, 3), **um, **extra})
+            for k, v in um.items():
+                if k != "updates":
+                    self.tb.add_scalar(f"update/{k}", v, um["updates"])
+            self.cb.on_update({"t_env": self.t_env, **extra, **um})
+
     def _step_hook(self, runner, t, rec, q, actions):
         return self.cb.on_step(StepContext(self.probe, self.env, t, rec, q, actions, self.t_env, self.epsilon()))
 
     def close(self) -> None:
+        self.host.close()
         self._csv_file.close()
         self.tb.close()
 
@@ -307,6 +344,7 @@ def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resu
     cb = tr.cb
     cb.on_start({"mode": "train", "run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
                  "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,
+                 "learner_pid": tr.host.proc.pid if isinstance(tr.host, LearnerProcess) else None,
                  "save": tr.save})  # `save()` writes a checkpoint now, e.g. from on_step
     last = None
     try:
@@ -321,13 +359,14 @@ def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resu
             except StopRequested:
                 stopped = True
                 break
+        tr.catch_up()
         final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
         if not stopped:  # a user's stop should be quick: skip the final evaluation
             final_eval = tr.evaluate()
             tr._row("eval", {"test_win_rate": final_eval["test_win_rate"], "test_return": final_eval["test_return"]})
         ck = tr.save()
         summary = {"run_dir": str(tr.run_dir), "t_env": tr.t_env, "episodes": tr.episodes,
-                   "updates": tr.learner.updates, "final_test_win_rate": final_eval["test_win_rate"],
+                   "updates": tr.updates, "final_test_win_rate": final_eval["test_win_rate"],
                    "final_test_return": final_eval["test_return"], "checkpoint": str(ck), "last_round": last,
                    "stopped": stopped}
         cb.on_end(summary)

@@ -116,8 +116,11 @@ def test_train_writes_a_run_directory_and_reports_metrics(preset, tmp_path):
         assert rec.probe.joint.shape == (70, 70)
 
 
-def test_resume_continues_exactly(tmp_path):
-    over = TINY_2C + ["run.save_buffer=true", "run.test_interval=100000"]
+@pytest.mark.parametrize("learner_process", [True, False])
+def test_resume_continues_exactly(tmp_path, learner_process):
+    # with a learner process the checkpoint also holds the actors' (one round old) weights and the
+    # round learnt but not yet handed to them
+    over = TINY_2C + ["run.save_buffer=true", "run.test_interval=100000", f"run.learner_process={str(learner_process).lower()}"]
     a = Trainer(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", log=lambda *a: None)
     for _ in range(3):
         a.round()
@@ -133,6 +136,44 @@ def test_resume_continues_exactly(tmp_path):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
     a.close()
     b.close()
+
+
+def test_learner_process_runs_the_inline_updates_one_round_behind(tmp_path):
+    over = TINY_2C + ["run.test_interval=100000"]
+    inline = Trainer(load_config("qmix_2c_vs_64zg", over + ["run.learner_process=false"]), run_dir=tmp_path / "i",
+                     log=lambda *a: None)
+    proc = Trainer(load_config("qmix_2c_vs_64zg", over + ["run.learner_process=true"]), run_dir=tmp_path / "p",
+                   log=lambda *a: None)
+    initial = {k: v.clone() for k, v in proc.agent.state_dict().items()}
+    for k, v in inline.agent.state_dict().items():
+        torch.testing.assert_close(v, initial[k], rtol=0, atol=0, msg=k)  # same seed, same networks
+    inline.round()
+    proc.round()
+    assert inline.updates == 4 and proc.updates == 0  # the process's round-1 updates are still on their way
+    for k, v in proc.agent.state_dict().items():  # so its actors still act with the initial weights
+        torch.testing.assert_close(v, initial[k], rtol=0, atol=0, msg=k)
+    proc.catch_up()
+    assert proc.updates == 4
+    # the same episodes and the same sampled batches: the worker computed what the inline learner did
+    for net_i, net_p in ((inline.agent, proc.agent), (inline.mixer, proc.mixer)):
+        for (k, a), b in zip(net_i.state_dict().items(), net_p.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
+            assert not torch.equal(b, initial[k]) if k in initial else True
+    inline.close()
+    proc.close()
+
+
+def test_a_dead_learner_process_is_a_clear_error(tmp_path):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=true"]), run_dir=tmp_path / "r",
+                 log=lambda *a: None)
+    tr.round()
+    tr.host.proc.kill()
+    tr.host.proc.join(5)
+    with pytest.raises(RuntimeError, match="learner process .* ended unexpectedly"):
+        for _ in range(3):  # the round it finished before dying may still arrive
+            tr.round()
+    tr.close()
+    assert (tmp_path / "r" / "metrics.csv").exists()
 
 
 def test_checkpoint_is_atomic_and_rejects_other_maps(tmp_path):
@@ -166,6 +207,11 @@ def test_cli_train_eval_and_errors(tmp_path, capsys):
     assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "learner.nope=1"]) == 2
     assert "unknown key 'learner.nope'" in capsys.readouterr().err
     assert cli(["train", "--resume", str(run)]) == 0  # t_max already reached: evaluates and saves again
+    # training longer: run.* keys may change on resume, the networks and environment may not
+    assert cli(["train", "--resume", str(run), "--set", "run.t_max=1280"]) == 0
+    assert load_checkpoint(run / "checkpoints" / "latest.pt")[0]["t_env"] >= 1280
+    assert cli(["train", "--resume", str(run), "--set", "algo.agent_hidden=8"]) == 2
+    assert "only run.* keys" in capsys.readouterr().err
     assert cli(["eval", str(tmp_path / "missing")]) == 2
 
 

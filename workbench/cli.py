@@ -92,7 +92,8 @@ class ProgressBar:
         self.last = now
         frac = min(m["t_env"] / self.t_max, 1.0)
         bar = "#" * int(frac * 30)
-        self.stream.write(f"\r[{bar:30s}] {m['t_env']:>10,d}/{self.t_max:,d} steps  {m['steps_per_s']:>6,.0f} steps/s  "
+        self.sps = m.get("steps_per_s", getattr(self, "sps", 0.0))  # absent on the updates caught up at the end
+        self.stream.write(f"\r[{bar:30s}] {m['t_env']:>10,d}/{self.t_max:,d} steps  {self.sps:>6,.0f} steps/s  "
                           f"win {self.win:5.1%}  test {self.test:5.1%}  eps {self.eps:.3f}  loss {m['loss']:.4f}")
         self.stream.flush()
 
@@ -127,6 +128,11 @@ def _train(args) -> int:
 
         meta, _ = load_checkpoint(args.resume)
         cfg = from_dict(meta["config"])
+        other = [s for s in args.overrides if not s.strip().startswith("run.")]
+        if other:
+            raise ValueError(f"--resume keeps the run's networks and environment; only run.* keys (t_max, "
+                             f"time_limit_s, intervals, ...) can change, not {', '.join(other)}")
+        cfg = apply_overrides(cfg, args.overrides)
         bar = ProgressBar(cfg.run.t_max)
         train(cfg, callbacks=bar, resume=args.resume, log=lambda m: print(m, file=sys.stderr))
         return 0

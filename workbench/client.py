@@ -1,6 +1,7 @@
 """`TrainerClient`: the GUI's side of the trainer process (spawn, commands, draining, shutdown). Qt-free."""
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import queue
 
@@ -8,6 +9,7 @@ import queue
 class TrainerClient:
     def __init__(self):
         self.ctx = mp.get_context("spawn")
+        atexit.register(self.stop, 5.0)
         self.proc = None
         self.cmd_q = self.msg_q = self.snap_q = None
         self.exit_reported = False
@@ -20,8 +22,10 @@ class TrainerClient:
         self.cmd_q = self.ctx.Queue()
         self.msg_q = self.ctx.Queue()
         self.snap_q = self.ctx.Queue(maxsize=2)
+        # not daemonic: the trainer starts its own learner process, which a daemonic one may not; it stops
+        # itself when this process goes (`ProcessCallbacks` watches its parent) and `stop()` runs at exit
         self.proc = self.ctx.Process(target=trainer_main, args=(mode, payload, self.cmd_q, self.msg_q, self.snap_q,
-                                                                  snapshot_hz), daemon=True, name=f"qmix-{mode}")
+                                                                  snapshot_hz), name=f"qmix-{mode}")
         self.proc.start()
         self.exit_reported = False
 

@@ -68,6 +68,7 @@ class WorkbenchState:
         self.snapshots_seen = 0
         self.series = {k: Series() for k in CURVES}
         self.t_env = 0
+        self.learner_pid = None
         self.episodes = 0
         self.steps_per_s = 0.0
         self.run_dir = ""
@@ -91,6 +92,7 @@ class WorkbenchState:
                 self.config = m.get("config", {})
                 self.map_name = self.config.get("env", {}).get("map_name", "")
                 self.t_env = m.get("t_env", 0)
+                self.learner_pid = m.get("learner_pid")  # the trainer's own learner process, if any
                 self.error = None
             elif kind == "episode":
                 self.episodes = m["episodes"]

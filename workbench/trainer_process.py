@@ -5,6 +5,7 @@ latest-wins snapshot queue (bounded; a snapshot that does not fit is dropped).
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import time
@@ -49,6 +50,7 @@ class ProcessCallbacks:
         self.last_poll = 0.0
         self.step_period = 0.0  # watch mode: seconds per env step, so a person can follow the battle
         self.last_step = 0.0
+        self.parent = os.getppid()
 
     @staticmethod
     def _new_trace():
@@ -125,7 +127,12 @@ class ProcessCallbacks:
         elif kind == "unforce":
             self.forced.clear()
 
+    def _check_parent(self):
+        if os.getppid() != self.parent:  # the window is gone without saying so: stop (and save)
+            self.stop = True
+
     def _poll(self, ctx=None):
+        self._check_parent()
         while True:
             try:
                 cmd = self.cmd_q.get_nowait()
@@ -158,7 +165,7 @@ class ProcessCallbacks:
                 try:
                     self._handle(self.cmd_q.get(timeout=0.1), ctx)
                 except queue.Empty:
-                    pass
+                    self._check_parent()
             if self.stop:
                 raise StopRequested
             self.step_once = False
@@ -242,6 +249,7 @@ class ProcessCallbacks:
 def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: float = 30.0) -> None:
     """Entry point of the spawned process."""
     code = 0
+    cb = None
     try:
         cb = ProcessCallbacks(cmd_q, msg_q, snap_q, snapshot_hz)
         if payload.get("start_paused"):
@@ -273,6 +281,9 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
         code = 1
     finally:
         msg_q.close()
-        msg_q.join_thread()
+        if cb is not None and cb.stop and os.getppid() != cb.parent:
+            msg_q.cancel_join_thread()  # the window is gone: nobody will read the rest
+        else:
+            msg_q.join_thread()
         snap_q.cancel_join_thread()  # snapshots are disposable; never block exit on them
     sys.exit(code)

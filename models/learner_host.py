@@ -1,0 +1,274 @@
+"""Where the learner and its episode buffer live, and when acting sees their updates.
+
+`InlineLearner` keeps them in this process: a round's updates finish before the next round is collected
+(PyMARL's schedule; acting and learning share the process's threads).
+
+`LearnerProcess` keeps them in a spawned worker: while the worker runs the updates of round r, this
+process collects round r+1 with the weights from after round r-1 (acting is one round behind). Acting and
+learning then each own a core with no fine-grained synchronisation between them, which is what lets a
+window beside the trainer take CPU without stalling a parallel loop. The schedule is fixed, not a race,
+so a run is reproducible and resumes exactly.
+
+Both hand back, for each submitted round, a `RoundResult`: its update metrics and (worker only) the
+weights the actors should use next.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import os
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .agent import RNNAgent
+from .buffer import EpisodeBuffer
+from .config import Config
+from .episode import EpisodeBatch
+from .learner import Learner
+from .mixers import make_mixer
+
+
+@dataclass
+class RoundResult:
+    updates: list  # one metrics dict per update of the round
+    weights: dict | None  # {"agent": ..., "mixer": ...} as numpy arrays; None when the actors share the learner's
+
+
+def build_networks(cfg: Config, dims: dict, device) -> tuple[RNNAgent, torch.nn.Module | None]:
+    agent = RNNAgent(dims["obs_dim"], dims["n_agents"], dims["n_actions"], cfg.algo.agent_hidden).to(device)
+    mixer = make_mixer(cfg.algo.mixer, dims["n_agents"], dims["state_dim"], cfg.algo.mixing_embed,
+                       cfg.algo.hypernet_embed)
+    return agent, None if mixer is None else mixer.to(device)
+
+
+def actor_weights(agent, mixer) -> dict:
+    w = {"agent": {k: v.detach().cpu().numpy().copy() for k, v in agent.state_dict().items()}}
+    if mixer is not None:
+        w["mixer"] = {k: v.detach().cpu().numpy().copy() for k, v in mixer.state_dict().items()}
+    return w
+
+
+def load_actor_weights(agent, mixer, w: dict) -> None:
+    agent.load_state_dict({k: torch.as_tensor(v) for k, v in w["agent"].items()})
+    if mixer is not None:
+        mixer.load_state_dict({k: torch.as_tensor(v) for k, v in w["mixer"].items()})
+
+
+def compact(batch: EpisodeBatch) -> dict:
+    """What the buffer needs of a round, cut to its longest episode (the runner pads to the episode limit)."""
+    T = batch.max_len
+    return {"obs": batch.obs[:, :T + 1].astype(np.float16), "state": batch.state[:, :T + 1].astype(np.float16),
+            "avail": batch.avail[:, :T + 1], "actions": batch.actions[:, :T], "reward": batch.reward[:, :T],
+            "terminal": batch.terminal[:, :T], "filled": batch.filled[:, :T], "mc_return": batch.mc_return[:, :T],
+            "length": batch.length}
+
+
+class LearnerCore:
+    """Learner + buffer + the sampling generator: the state both hosts run, and what a checkpoint keeps."""
+
+    def __init__(self, cfg: Config, dims: dict, device, agent, mixer):
+        self.cfg, self.device = cfg, device
+        self.learner = Learner(agent, mixer, cfg, device)
+        self.buffer = EpisodeBuffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"],
+                                    dims["obs_dim"], dims["state_dim"], dims["n_actions"])
+        self.rng = np.random.default_rng([cfg.run.seed, 1])
+
+    def round(self, batch: dict) -> list:
+        self.buffer.add(batch)
+        L = self.cfg.learner
+        if not self.buffer.can_sample(L.batch_size):
+            return []
+        return [self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
+                for _ in range(L.updates_per_round)]
+
+    def state(self, with_buffer: bool) -> dict:
+        d = {"learner": self.learner.state_dict(), "rng": self.rng.bit_generator.state}
+        if with_buffer:
+            d["buffer"] = self.buffer.state_dict()
+        return d
+
+    def load(self, d: dict) -> None:
+        self.learner.load_state_dict(d["learner"])
+        if d.get("rng") is not None:
+            self.rng.bit_generator.state = d["rng"]
+        if d.get("buffer") is not None:
+            self.buffer.load_state_dict(d["buffer"])
+
+
+class InlineLearner:
+    """Learner and buffer in this process; the actors share the learner's networks (no lag)."""
+
+    lag = 0
+
+    def __init__(self, cfg: Config, dims: dict, device, agent, mixer):
+        self.core = LearnerCore(cfg, dims, device, agent, mixer)
+        self.learner, self.buffer = self.core.learner, self.core.buffer
+        self.ready: collections.deque = collections.deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self.ready)
+
+    def submit(self, batch: EpisodeBatch | dict) -> None:
+        self.ready.append(RoundResult(self.core.round(batch), None))
+
+    def result(self) -> RoundResult:
+        return self.ready.popleft()
+
+    def state(self, with_buffer: bool) -> dict:
+        return self.core.state(with_buffer)
+
+    def load(self, d: dict) -> None:
+        self.core.load(d)
+
+    def close(self) -> None:
+        pass
+
+
+class LearnerProcess:
+    """Learner and buffer in a spawned worker process, one round ahead of the actors."""
+
+    lag = 1
+
+    def __init__(self, cfg: Config, dims: dict, device, agent, mixer, threads: int = 1):
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        # queues, not a bare pipe: each side sends from a feeder thread, so a big round going down while a
+        # result comes up cannot block both ends
+        self.down, self.up = ctx.Queue(), ctx.Queue()
+        # daemonic: the worker goes when this process exits; it also exits when it sees this process gone
+        self.proc = ctx.Process(target=_worker_main, name="qmix-learner", daemon=True,
+                                args=(self.down, self.up, os.getpid(), cfg.to_dict(), dims, str(device),
+                                      actor_weights(agent, mixer), threads))
+        self.proc.start()
+        self.in_flight = 0
+        self.ready: collections.deque = collections.deque()
+
+    @property
+    def pending(self) -> int:
+        return self.in_flight + len(self.ready)
+
+    def _call(self, msg):
+        self.down.put(msg)
+
+    def _recv(self):
+        while True:
+            try:
+                kind, payload = self.up.get(timeout=1.0)
+                break
+            except queue.Empty:
+                if not self.proc.is_alive():
+                    raise RuntimeError(f"the learner process (pid {self.proc.pid}) ended unexpectedly "
+                                       f"(exit code {self.proc.exitcode})") from None
+        if kind == "error":
+            raise RuntimeError(f"the learner process failed:\n{payload}")
+        return kind, payload
+
+    def _drain(self) -> None:
+        """Wait for every submitted round; their results stay queued, in order, for `result()`."""
+        while self.in_flight:
+            kind, payload = self._recv()
+            assert kind == "round", kind
+            self.ready.append(RoundResult(*payload))
+            self.in_flight -= 1
+
+    def submit(self, batch: EpisodeBatch | dict) -> None:
+        self._call(("round", compact(batch) if isinstance(batch, EpisodeBatch) else batch))
+        self.in_flight += 1
+
+    def result(self) -> RoundResult:
+        if not self.ready:
+            kind, payload = self._recv()
+            assert kind == "round", kind
+            self.in_flight -= 1
+            return RoundResult(*payload)
+        return self.ready.popleft()
+
+    def state(self, with_buffer: bool) -> dict:
+        self._drain()
+        self._call(("state", with_buffer))
+        return _from_bytes(self._recv()[1])
+
+    def load(self, d: dict) -> None:
+        self._drain()
+        self._call(("load", _to_bytes(d)))
+        self._recv()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            try:
+                self._call(("close", None))
+            except (ValueError, OSError):
+                pass
+            self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        for q in (self.down, self.up):
+            q.cancel_join_thread()  # what is still queued is not needed
+            q.close()
+
+
+def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str, init_weights: dict,
+                 threads: int) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    try:
+        torch.set_num_threads(max(1, threads))
+        from .config import from_dict
+
+        cfg = from_dict(cfg_dict)
+        agent, mixer = build_networks(cfg, dims, torch.device(device))
+        load_actor_weights(agent, mixer, init_weights)  # the actors' initial networks, before targets copy them
+        core = LearnerCore(cfg, dims, torch.device(device), agent, mixer)
+        while True:
+            kind, payload = down.get()
+            if kind == "round":
+                ums = core.round(payload)
+                up.put(("round", (ums, actor_weights(agent, mixer))))
+            elif kind == "state":
+                up.put(("state", _to_bytes(core.state(payload))))
+            elif kind == "load":
+                core.load(_from_bytes(payload))
+                up.put(("loaded", None))
+            elif kind == "close":
+                return
+    except BaseException:
+        up.put(("error", traceback.format_exc()))
+        # deliver the traceback, but do not hang on a trainer that is gone or stopped reading
+        t = threading.Thread(target=up.join_thread, daemon=True)
+        up.close()
+        t.start()
+        t.join(10)
+    finally:
+        # results nobody will read (the trainer closed us, or died) must not keep this process alive
+        up.cancel_join_thread()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A killed trainer can leave this process blocked for good (on a half-written round, or writing a
+    result nobody reads); it holds nothing worth saving, so it just goes."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+# Tensors cross the pipe as torch.save bytes: pickling them directly would go through torch's
+# shared-memory reductions (file descriptors passed between processes), which a state dict does not need.
+def _to_bytes(d: dict) -> tuple:
+    f = io.BytesIO()
+    torch.save({k: v for k, v in d.items() if k != "rng"}, f)
+    return f.getvalue(), d.get("rng")
+
+
+def _from_bytes(b: tuple) -> dict:
+    d = torch.load(io.BytesIO(b[0]), weights_only=True)
+    d["rng"] = b[1]
+    return d
