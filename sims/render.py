@@ -166,7 +166,9 @@ class Renderer:
             info = (f"{text}   step {world.tick[b] // step_ticks}   "
                     f"allies {int(alive[:n].sum())}/{n}   enemies {int(alive[n:].sum())}/{world.U - n}")
             surf.blit(self.font.render(info, True, (230, 230, 230)), (8, 5))
-        return np.transpose(pygame.surfarray.array3d(surf), (1, 0, 2)).copy()
+        # row-major RGB in one copy (surfarray is column-major and would need a second)
+        w, h = surf.get_size()
+        return np.frombuffer(bytearray(pygame.image.tobytes(surf, "RGB")), np.uint8).reshape(h, w, 3)
 
     def show(self, frame: np.ndarray) -> None:
         """Show a frame in a pygame window (does nothing without a display)."""

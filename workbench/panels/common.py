@@ -1,6 +1,8 @@
 """Shared plot styling and the level-keeping helper for heatmaps."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QGraphicsItem
@@ -18,25 +20,48 @@ def agent_pen(i: int, width: float = 2.0, style=None):
     return pg.mkPen(**kw)
 
 
+def nice_step(x: float) -> float:
+    """The 1-2-5 step at or above x (x > 0)."""
+    e = 10.0 ** np.floor(np.log10(x))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        if m * e >= x:
+            return m * e
+    return 10.0 * e
+
+
 class StableLevels:
-    """Colour levels that widen at once when data leave them and shrink slowly, so heatmaps do not flicker."""
+    """A value range (colour levels, or a y range) that changes rarely: snapped outward to a 1-2-5 step
+    with headroom, widened as soon as data leave it, narrowed only once data have filled less than
+    `shrink_below` of it for `patience_s` seconds (a new episode starts small several times a second).
+    Every change repaints the axis or colour bar that shows it, and text is the costliest thing a plot
+    paints."""
 
-    def __init__(self, shrink: float = 0.05):
+    def __init__(self, shrink_below: float = 0.4, headroom: float = 0.1, patience_s: float = 3.0,
+                 clock=time.monotonic):
         self.lo = self.hi = None
-        self.shrink = shrink
+        self.shrink_below, self.headroom, self.patience_s, self.clock = shrink_below, headroom, patience_s, clock
+        self.small_since = None
 
-    def __call__(self, data: np.ndarray) -> tuple[float, float]:
+    def __call__(self, data) -> tuple[float, float]:
+        data = np.asarray(data, dtype=float)
         finite = data[np.isfinite(data)]
         if finite.size == 0:
             return (0.0, 1.0) if self.lo is None else (self.lo, self.hi)
         lo, hi = float(finite.min()), float(finite.max())
-        if self.lo is None:
-            self.lo, self.hi = lo, hi
+        refit = self.lo is None or lo < self.lo or hi > self.hi
+        if not refit and hi - lo < self.shrink_below * (self.hi - self.lo):
+            now = self.clock()
+            if self.small_since is None:
+                self.small_since = now
+            refit = now - self.small_since >= self.patience_s
         else:
-            self.lo = lo if lo < self.lo else self.lo + self.shrink * (lo - self.lo)
-            self.hi = hi if hi > self.hi else self.hi + self.shrink * (hi - self.hi)
-        if self.hi - self.lo < 1e-6:
-            return self.lo - 0.5, self.hi + 0.5
+            self.small_since = None
+        if refit:
+            self.small_since = None
+            span = max(hi - lo, 1e-3 * max(abs(lo), abs(hi), 1e-3))
+            step = nice_step(span / 5)
+            self.lo = float(np.floor((lo - self.headroom * span) / step) * step)
+            self.hi = float(np.ceil((hi + self.headroom * span) / step) * step)
         return self.lo, self.hi
 
 
@@ -59,9 +84,28 @@ def cache_axes(plot: pg.PlotItem) -> None:
 
 
 def grow_range(plot: pg.PlotItem, n: int, minimum: int = 16) -> None:
-    """Set the x range to the next power of two above `n` points, so the axis (and its cached picture)
-    changes a handful of times per episode instead of every step."""
+    """Widen the x range to the next power of two above `n` points and never narrow it (episodes come and
+    go several times a second; the axis, and its cached picture, then changes a handful of times a run)."""
     hi = max(minimum, 1 << max(int(n) - 1, 1).bit_length())
-    if getattr(plot, "_grow_hi", None) != hi:
+    if hi > getattr(plot, "_grow_hi", 0):
         plot._grow_hi = hi
         plot.setXRange(0, hi, padding=0.02)
+
+
+def set_y_range(plot: pg.PlotItem, levels: StableLevels, *arrays) -> None:
+    """The y range of `plot` from `levels` over the values of `arrays`; the view moves only when it changes."""
+    vals = [np.asarray(a, dtype=float).ravel() for a in arrays if a is not None and len(a)]
+    if not vals:
+        return
+    rng = levels(np.concatenate(vals))
+    if getattr(plot, "_y_levels", None) != rng:
+        plot._y_levels = rng
+        plot.setYRange(*rng, padding=0)
+
+
+def set_image_levels(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, levels: tuple) -> None:
+    """New pixels under fixed levels; the levels (and the bar's axis, which repaints on every level
+    change) only when they change. The image's own level signal is not used: it fires on every frame."""
+    img.setImage(data, autoLevels=False, levels=img.levels if img.levels is not None else levels)
+    if tuple(bar.levels()) != tuple(levels):
+        bar.setLevels(levels)

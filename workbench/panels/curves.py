@@ -2,9 +2,22 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
 
-from .common import label_plot
+import numpy as np
+
+from .common import StableLevels, label_plot, set_y_range
+
+
+def x_extent(x: float) -> float:
+    """The next of 1, 1.25, 1.6, 2, 2.5, 3.2, 4, 5, 6.3, 8 (x 10^k) above x: the x range moves ~10 times per
+    decade of env steps, and the curves always fill at least 80% of the plot's width."""
+    if x <= 0:
+        return 1.0
+    e = 10.0 ** np.floor(np.log10(x))
+    for m in (1.0, 1.25, 1.6, 2.0, 2.5, 3.2, 4.0, 5.0, 6.3, 8.0, 10.0):
+        if m * e > x:
+            return m * e
+    return 10.0 * e
 
 PLOTS = [  # (title, y label, [(series, name, colour, smoothed)])
     ("episode return", "return", [("return", "train (mean of 50 episodes)", (90, 180, 255), True)]),
@@ -32,6 +45,8 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             p.setLabel("bottom", "env steps", units="steps")
             p.setDownsampling(auto=True, mode="peak")
             p.setClipToView(True)
+            p.disableAutoRange()  # ranges set below, changing rarely: each change repaints an axis
+            p._levels = StableLevels()
             if len(items) > 1:
                 p.addLegend(offset=(5, 5), labelTextSize="7pt")
             for series, name, colour, smooth in items:
@@ -41,7 +56,8 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
 
     def show_state(self, state) -> None:
         total = 0
-        for series, (curve, smooth, _) in self.curves.items():
+        shown: dict = {}
+        for series, (curve, smooth, p) in self.curves.items():
             s = state.series[series]
             if s.n == 0:
                 curve.setData([], [])
@@ -49,4 +65,11 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             x, y = s.smoothed(50) if smooth else (s.x, s.y)
             curve.setData(x, y)
             total += s.n
+            shown.setdefault(p, []).append((x, y))
+        for p, xys in shown.items():
+            hi = x_extent(max(float(x[-1]) for x, _ in xys if len(x)) if any(len(x) for x, _ in xys) else 0.0)
+            if getattr(p, "_x_hi", None) != hi:
+                p._x_hi = hi
+                p.setXRange(0, hi, padding=0.01)
+            set_y_range(p, p._levels, *(y for _, y in xys))
         self.points = total

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import StableLevels, label_plot
+from .common import StableLevels, label_plot, set_image_levels
 
 
 class JointPanel(pg.GraphicsLayoutWidget):
@@ -99,7 +99,7 @@ class JointPanel(pg.GraphicsLayoutWidget):
         if self.mode != ("smac", A):
             self._setup_smac(A)
         lo, hi = self.levels(joint)
-        self.img.setImage(joint.T, levels=(lo, hi), autoLevels=False)
+        set_image_levels(self.img, self.bar, joint.T, (lo, hi))
         self.img.setRect(0, 0, A, A)
         ok = probe.get("joint_avail")
         if ok is not None:
@@ -107,7 +107,6 @@ class JointPanel(pg.GraphicsLayoutWidget):
             rgba[..., 3] = np.where(np.asarray(ok).T, 0, 170)
             self.shade.setImage(rgba, levels=(0, 255), autoLevels=False)
             self.shade.setRect(0, 0, A, A)
-        self.bar.setLevels((lo, hi))
         g, c = probe["greedy"], probe["chosen"]
         self.greedy.setData([g[0] + 0.5], [g[1] + 0.5])
         self.taken.setData([c[0] + 0.5], [c[1] + 0.5])

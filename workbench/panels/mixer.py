@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import StableLevels, agent_pen, grow_range, label_plot
+from .common import StableLevels, agent_pen, grow_range, label_plot, set_image_levels, set_y_range
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -19,7 +19,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             return
         self.clear()
         self.kind = (mixer, n_agents)
-        self.levels = {k: StableLevels() for k in ("w1", "b1w2")}
+        self.levels = {k: StableLevels() for k in ("w1", "b1w2", "credit")}
         row = 0
         if mixer == "qmix":
             self.imgs = {}
@@ -47,7 +47,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         self.credit_plot = self.addPlot(row=row, col=0)
         label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
         self.credit_plot.addLegend(offset=(10, 5))
-        self.credit_plot.disableAutoRange(axis="x")
+        self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
 
     def show_snapshot(self, snap: dict) -> None:
@@ -60,14 +60,14 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             for key, data in (("w1", w1), ("b1w2", b1w2)):
                 img, bar, p = self.imgs[key]
                 lo, hi = self.levels[key](data)
-                img.setImage(data, levels=(lo, hi), autoLevels=False)
-                bar.setLevels((lo, hi))
+                set_image_levels(img, bar, data, (lo, hi))
             self.v_label.setText(f"V(s) = {float(hyper['v']):+.3f}    (state-value bias of Qtot)")
         credit = (snap.get("trace") or {}).get("credit", [])
         credit = [c for c in credit if c is not None]
         if credit:
             c = np.asarray(credit, float)
             grow_range(self.credit_plot, len(c))
+            set_y_range(self.credit_plot, self.levels["credit"], c)
             for i, curve in enumerate(self.credit_curves):
                 if i < c.shape[1]:
                     curve.setData(np.arange(len(c)), c[:, i])

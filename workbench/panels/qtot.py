@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from .common import grow_range, label_plot
+from .common import StableLevels, grow_range, label_plot, set_y_range
 
 
 class QtotPanel(pg.PlotWidget):
@@ -15,7 +15,8 @@ class QtotPanel(pg.PlotWidget):
         p = self.getPlotItem()
         label_plot(p, "Qtot over the episode (env 0)", "value", "step t of the episode")
         p.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        p.disableAutoRange(axis="x")
+        p.disableAutoRange()
+        self.levels = StableLevels()
         self.cur = p.plot(pen=pg.mkPen((90, 180, 255), width=2), name="Qtot(s_t, u_t), this episode")
         self.greedy = p.plot(pen=pg.mkPen((90, 180, 255), width=1, style=Qt.DashLine), name="max_u Qtot(s_t, u)")
         self.res = p.plot(pen=pg.mkPen((120, 230, 120), width=2), name="RES softmax target")
@@ -34,7 +35,9 @@ class QtotPanel(pg.PlotWidget):
         res = [v for v in tr.get("res", []) if v is not None]
         self.res.setData(np.arange(len(res)), np.asarray(res, dtype=float))
         last = snap.get("last_episode")
-        grow_range(self.getPlotItem(), max(len(q), len(last["qtot"]) if last else 0))
+        p = self.getPlotItem()
+        grow_range(p, max(len(q), len(last["qtot"]) if last else 0))
+        set_y_range(p, self.levels, q, g, res, last and last["qtot"], last and last["return_to_go"])
         if last:
             lq = np.asarray(last["qtot"], dtype=float)
             lg = np.asarray(last["return_to_go"], dtype=float)

@@ -24,6 +24,7 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self.unavail_bars: list = []
         self.chosen: list = []
         self.greedy: list = []
+        self.notes: list = []
         self.n = self.A = 0
         self.last_q = None
         self._titles: dict = {}
@@ -32,10 +33,10 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         if (n_agents, n_actions) == (self.n, self.A):
             return
         self.clear()
-        self.plots, self.avail_bars, self.unavail_bars, self.chosen, self.greedy = [], [], [], [], []
+        self.plots, self.avail_bars, self.unavail_bars, self.chosen, self.greedy, self.notes = [], [], [], [], [], []
         self.n, self.A = n_agents, n_actions
         self._titles = {}
-        self.levels = [StableLevels(shrink=0.02) for _ in range(n_agents)]
+        self.levels = [StableLevels() for _ in range(n_agents)]
         names = action_names(n_actions, matrix_game)
         if matrix_game:
             ticks = [(i, names[i]) for i in range(n_actions)]
@@ -56,6 +57,12 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             gr = pg.ScatterPlotItem(symbol="star", size=15, brush=pg.mkBrush(255, 230, 60), pen=None)
             p.addItem(ch)
             p.addItem(gr)
+            # which actions are marked, inside the plot: a title that changed every frame would re-lay-out
+            # the plot and repaint its axes
+            note = pg.TextItem("", anchor=(1, 0), color=(230, 230, 230))
+            note.setPos(n_actions - 0.5, 0)
+            p.addItem(note, ignoreBounds=True)
+            self.notes.append(note)
             p.disableAutoRange(axis="y")
             p.setXRange(-0.5, n_actions - 0.5, padding=0.01)
             self.plots.append(p)
@@ -79,13 +86,18 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             c, g = int(probe["chosen"][i]), int(probe["greedy"][i])
             lo, hi = self.levels[i](np.append(q[i], 0.0))
             span = max(hi - lo, 1e-3)
-            # a y range that changes slowly keeps the (cached) axis from being redrawn every frame
-            self.plots[i].setYRange(min(lo, 0.0), hi + 0.25 * span, padding=0)
+            yr = (min(lo, 0.0), hi + 0.25 * span)  # room above the bars for the markers
+            if getattr(self.plots[i], "_y_levels", None) != yr:  # a still axis stays in its pixmap cache
+                self.plots[i]._y_levels = yr
+                self.plots[i].setYRange(*yr, padding=0)
             self.chosen[i].setData([c], [q[i, c] + 0.08 * span])
             self.greedy[i].setData([g], [q[i, g] + 0.16 * span])
+            self.notes[i].setHtml(f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>&nbsp;&nbsp;"
+                                  f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>")
+            self.notes[i].setPos(self.A - 0.5, yr[1])
             title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i per action — "
-                     f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>, "
-                     f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>, grey = unavailable")
+                     f"<span style='color:#ff8c28'>&#9650; chosen</span>, "
+                     f"<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable")
             if self._titles.get(i) != title:
                 self._titles[i] = title
                 self.plots[i].setTitle(title, size="10pt")
