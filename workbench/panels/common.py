@@ -58,7 +58,10 @@ class StableLevels:
             self.small_since = None
         if refit:
             self.small_since = None
-            span = max(hi - lo, 1e-3 * max(abs(lo), abs(hi), 1e-3))
+            span = hi - lo
+            if span < 1e-6 * max(abs(lo), abs(hi), 1.0):  # a flat line: show it mid-plot, not at 1e-7 steps
+                span = 0.2 * max(abs(lo), abs(hi), 1.0)
+                lo, hi = lo - span / 2, hi + span / 2
             step = nice_step(span / 5)
             self.lo = float(np.floor((lo - self.headroom * span) / step) * step)
             self.hi = float(np.ceil((hi + self.headroom * span) / step) * step)
@@ -103,9 +106,13 @@ def set_y_range(plot: pg.PlotItem, levels: StableLevels, *arrays) -> None:
         plot.setYRange(*rng, padding=0)
 
 
-def set_image_levels(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, levels: tuple) -> None:
+def set_image_levels(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, levels: tuple,
+                     ends_only: bool = False) -> None:
     """New pixels under fixed levels; the levels (and the bar's axis, which repaints on every level
-    change) only when they change. The image's own level signal is not used: it fires on every frame."""
+    change) only when they change. `ends_only`: label just the bar's two ends (a short bar's ticks
+    would overlap)."""
     img.setImage(data, autoLevels=False, levels=img.levels if img.levels is not None else levels)
     if tuple(bar.levels()) != tuple(levels):
         bar.setLevels(levels)
+        if ends_only:
+            bar.axis.setTicks([[(v, f"{v:.2g}") for v in levels]])

@@ -47,6 +47,9 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             p.setClipToView(True)
             p.disableAutoRange()  # ranges set below, changing rarely: each change repaints an axis
             p._levels = StableLevels()
+            if title == "win rate":  # a rate: always the whole of [0, 1]
+                p.setYRange(-0.02, 1.02, padding=0)
+                p._levels = None
             if len(items) > 1:
                 p.addLegend(offset=(5, 5), labelTextSize="7pt")
             for series, name, colour, smooth in items:
@@ -71,5 +74,6 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             if getattr(p, "_x_hi", None) != hi:
                 p._x_hi = hi
                 p.setXRange(0, hi, padding=0.01)
-            set_y_range(p, p._levels, *(y for _, y in xys))
+            if p._levels is not None:
+                set_y_range(p, p._levels, *(y for _, y in xys))
         self.points = total

@@ -60,7 +60,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             for key, data in (("w1", w1), ("b1w2", b1w2)):
                 img, bar, p = self.imgs[key]
                 lo, hi = self.levels[key](data)
-                set_image_levels(img, bar, data, (lo, hi))
+                set_image_levels(img, bar, data, (lo, hi), ends_only=True)
             self.v_label.setText(f"V(s) = {float(hyper['v']):+.3f}    (state-value bias of Qtot)")
         credit = (snap.get("trace") or {}).get("credit", [])
         credit = [c for c in credit if c is not None]
