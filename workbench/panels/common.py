@@ -9,6 +9,8 @@ from PySide6.QtWidgets import QGraphicsItem
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", useOpenGL=False)
 
+LEGEND_BRUSH = (15, 15, 20, 200)  # legends sit over curves: a dark backdrop keeps them readable
+
 AGENT_COLOURS = [(80, 170, 255), (255, 170, 60), (120, 220, 120), (230, 110, 200), (200, 200, 90),
                  (110, 220, 220), (240, 120, 110), (170, 140, 255)]
 

@@ -5,7 +5,7 @@ import pyqtgraph as pg
 
 import numpy as np
 
-from .common import StableLevels, label_plot, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, label_plot, set_y_range
 
 
 def x_extent(x: float) -> float:
@@ -51,7 +51,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
                 p.setYRange(-0.02, 1.02, padding=0)
                 p._levels = None
             if len(items) > 1:
-                p.addLegend(offset=(5, 5), labelTextSize="7pt")
+                p.addLegend(offset=(5, 5), labelTextSize="7pt", brush=LEGEND_BRUSH)
             for series, name, colour, smooth in items:
                 c = p.plot(pen=pg.mkPen(colour, width=2), name=name)
                 self.curves[series] = (c, smooth, p)

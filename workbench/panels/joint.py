@@ -18,7 +18,10 @@ class JointPanel(pg.GraphicsLayoutWidget):
     def _setup_smac(self, A: int) -> None:
         self.clear()
         p = self.addPlot(row=0, col=0)
-        label_plot(p, "Qtot(s, u0, u1) for every joint action", "agent 1 action", "agent 0 action")
+        # the key goes in the title: a legend inside the view would hide the markers it explains
+        label_plot(p, "Qtot(s, u0, u1): <span style='color:#ffffff'>&#9733; greedy</span> "
+                   "<span style='color:#ff3c3c'>&#10006; taken</span> dark: unavailable",
+                   "agent 1 action", "agent 0 action")
         self.img = pg.ImageItem()
         self.img.setColorMap(pg.colormap.get("viridis"))
         p.addItem(self.img)
@@ -31,10 +34,6 @@ class JointPanel(pg.GraphicsLayoutWidget):
         self.taken = pg.ScatterPlotItem(symbol="x", size=14, brush=pg.mkBrush(255, 60, 60), pen=pg.mkPen((255, 60, 60), width=2))
         p.addItem(self.greedy)
         p.addItem(self.taken)
-        leg = p.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        leg.addItem(self.greedy, "greedy joint action")
-        leg.addItem(self.taken, "taken joint action")
-        leg.addItem(pg.BarGraphItem(x=[0], height=[0], width=1, brush=pg.mkBrush(0, 0, 0, 170)), "unavailable (shaded)")
         p.setRange(xRange=(0, A), yRange=(0, A), padding=0.02)
         self.plot = p
         self.mode = ("smac", A)

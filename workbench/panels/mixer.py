@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import StableLevels, agent_pen, grow_range, label_plot, set_image_levels, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, set_image_levels, set_y_range
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -46,7 +46,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             row += 1
         self.credit_plot = self.addPlot(row=row, col=0)
         label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
-        self.credit_plot.addLegend(offset=(10, 5))
+        self.credit_plot.addLegend(offset=(10, 5), brush=LEGEND_BRUSH)
         self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
 

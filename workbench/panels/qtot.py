@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from .common import StableLevels, grow_range, label_plot, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, grow_range, label_plot, set_y_range
 
 
 class QtotPanel(pg.PlotWidget):
@@ -14,7 +14,7 @@ class QtotPanel(pg.PlotWidget):
         super().__init__(parent)
         p = self.getPlotItem()
         label_plot(p, "Qtot over the episode (env 0)", "value", "step t of the episode")
-        p.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        p.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=LEGEND_BRUSH)
         p.disableAutoRange()
         self.levels = StableLevels()
         self.cur = p.plot(pen=pg.mkPen((90, 180, 255), width=2), name="Qtot(s_t, u_t), this episode")

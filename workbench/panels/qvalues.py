@@ -64,7 +64,7 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             p.addItem(note, ignoreBounds=True)
             self.notes.append(note)
             p.disableAutoRange(axis="y")
-            p.setXRange(-0.5, n_actions - 0.5, padding=0.01)
+            p.setXRange(-2.0, n_actions - 0.5, padding=0)  # room left of bar 0 for its "no-op" label
             self.plots.append(p)
             self.avail_bars.append(av)
             self.unavail_bars.append(un)
