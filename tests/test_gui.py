@@ -46,6 +46,25 @@ def test_state_model_without_qt():
     assert "exit code -9" in st.error and st.mode == "idle"
 
 
+def test_plot_ranges_snap_to_steps_and_change_rarely():
+    from workbench.panels.common import StableLevels
+    from workbench.panels.curves import x_extent
+
+    now = [0.0]
+    lv = StableLevels(patience_s=3.0, clock=lambda: now[0])
+    lo, hi = lv([0.13, 0.87])
+    assert lo <= 0.13 and hi >= 0.87 and np.isclose(lo * 10, round(lo * 10)) and np.isclose(hi * 10, round(hi * 10))
+    assert lv([0.2, 0.8]) == (lo, hi)  # inside: unchanged
+    lo2, hi2 = lv([0.1, 1.5])  # outside: widened at once
+    assert hi2 >= 1.5 and lo2 <= 0.1
+    assert lv([0.5, 0.52]) == (lo2, hi2)  # much smaller data: kept for a while (episodes start small)...
+    now[0] = 3.5
+    lo3, hi3 = lv([0.5, 0.52])  # ...then narrowed
+    assert lo3 >= 0.4 and hi3 <= 0.6
+    assert lv([0.0, 0.0]) != (0.0, 0.0)  # a flat line gets a visible range
+    assert [x_extent(x) for x in (0, 99, 100, 101, 790, 8_100)] == [1.0, 100.0, 125.0, 125.0, 800.0, 10_000.0]
+
+
 def test_window_opens_ready_on_2c_vs_64zg(window):
     c = window.controls
     assert c.scenario.currentText() == "2c_vs_64zg" and c.algorithm.currentText() == "QMIX"
