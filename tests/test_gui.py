@@ -217,3 +217,38 @@ def test_open_run_directory_loads_curves_and_watches(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: w.state.mode == "watch" and w.state.snapshots_seen >= 1, timeout=WAIT)
     w.open_run_dir(str(tmp_path / "nothing-here"))
     assert "not a run directory" in w.log_view.toPlainText()
+
+
+_CLIENT = r'''
+import sys, time
+from models.config import load_config
+from workbench.client import TrainerClient
+if __name__ == "__main__":
+    c = TrainerClient()
+    cfg = load_config("qmix_2c_vs_64zg", sys.argv[1:])
+    c.start("train", {"config": cfg.to_dict()})
+    while True:
+        for kind, m in c.poll()[0]:
+            if kind == "start":
+                print(c.pid, m["learner_pid"], m["run_dir"], flush=True)
+        time.sleep(0.05)
+'''
+
+
+def test_a_killed_window_process_stops_and_saves_its_trainer(tmp_path):
+    import subprocess
+    import sys
+
+    over = TINY + ["run.t_max=100000000", f'run.runs_dir="{tmp_path}"']
+    gui = subprocess.Popen([sys.executable, "-c", _CLIENT, *over], stdout=subprocess.PIPE, text=True)
+    try:
+        trainer, learner, run_dir = gui.stdout.readline().split()
+        time.sleep(2.0)
+    finally:
+        gui.kill()
+        gui.wait()
+    deadline = time.monotonic() + 30
+    while (_exists(int(trainer)) or _exists(int(learner))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _exists(int(trainer)) and not _exists(int(learner))
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", "latest.pt"))  # it stopped as if told to
