@@ -196,7 +196,7 @@ class Trainer:
         path = Path(path) if path is not None else ck_dir / f"t{self.t_env:010d}.pt"
         meta = {"config": self.cfg.to_dict(), "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
-                "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng),
+                "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
                 "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
                 "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
         st = self.host.state(self.cfg.run.save_buffer)
@@ -221,7 +221,8 @@ class Trainer:
         self.host.load({"learner": tensors["learner"], "rng": meta.get("learner_rng"),
                         "buffer": tensors.get("buffer")})
         torch.set_rng_state(tensors["torch_rng"])
-        self.updates = int(tensors["learner"]["updates"])
+        # updates logged so far: a pending round's are logged when the actors take it, after the resume
+        self.updates = int(meta.get("updates", tensors["learner"]["updates"]))
         if self.host.lag:
             actor = tensors.get("actor") or {k: tensors["learner"][k] for k in ("agent", "mixer")
                                              if k in tensors["learner"]}

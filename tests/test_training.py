@@ -136,6 +136,13 @@ def test_resume_continues_exactly(tmp_path, learner_process):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
     a.close()
     b.close()
+    # and it logs the same rows (update counts included) as the run that went on
+    t_ck = load_checkpoint(ck)[0]["t_env"]
+
+    def rows(run):
+        with open(run / "metrics.csv") as f:
+            return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in csv.DictReader(f)]
+    assert rows(tmp_path / "b") == [r for r in rows(tmp_path / "a") if int(r["t_env"]) > t_ck]
 
 
 def test_learner_process_runs_the_inline_updates_one_round_behind(tmp_path):
