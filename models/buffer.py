@@ -7,6 +7,33 @@ import torch
 from .episode import EpisodeBatch
 
 
+def _layout(capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
+            obs_dtype) -> dict:
+    """name -> (shape, dtype) of every array of a buffer: what it allocates and what it costs."""
+    C, T, n = capacity, episode_limit, n_agents
+    return {
+        "obs": ((C, T + 1, n, obs_dim), obs_dtype),
+        "state": ((C, T + 1, state_dim), obs_dtype),
+        "avail": ((C, T + 1, n, n_actions), bool),
+        "actions": ((C, T, n), np.int16),
+        "reward": ((C, T), np.float32),
+        "terminal": ((C, T), bool),  # ends without bootstrapping
+        "filled": ((C, T), bool),
+        "mc_return": ((C, T), np.float32),
+        "length": ((C,), np.int32),
+    }
+
+
+def describe_buffer(capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
+                    obs_dtype=np.float16) -> str:
+    """The memory a buffer of this size takes (also for one that lives in another process)."""
+    total = sum(int(np.prod(shape)) * np.dtype(dt).itemsize
+                for shape, dt in _layout(capacity, episode_limit, n_agents, obs_dim, state_dim, n_actions,
+                                         obs_dtype).values())
+    return (f"episode buffer: {capacity} episodes x {episode_limit} steps, "
+            f"{total / 2**20:,.0f} MiB ({total / capacity / 2**20:.2f} MiB per episode)")
+
+
 class EpisodeBuffer:
     """A ring of `capacity` episodes, each padded to `episode_limit` steps.
 
@@ -17,29 +44,21 @@ class EpisodeBuffer:
     def __init__(self, capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int,
                  n_actions: int, obs_dtype=np.float16):
         self.capacity, self.T = int(capacity), int(episode_limit)
-        C, T, n = self.capacity, self.T, n_agents
-        self.obs = np.zeros((C, T + 1, n, obs_dim), dtype=obs_dtype)
-        self.state = np.zeros((C, T + 1, state_dim), dtype=obs_dtype)
-        self.avail = np.zeros((C, T + 1, n, n_actions), dtype=bool)
-        self.actions = np.zeros((C, T, n), dtype=np.int16)
-        self.reward = np.zeros((C, T), dtype=np.float32)
-        self.terminal = np.zeros((C, T), dtype=bool)  # ends without bootstrapping
-        self.filled = np.zeros((C, T), dtype=bool)
-        self.mc_return = np.zeros((C, T), dtype=np.float32)
-        self.length = np.zeros(C, dtype=np.int32)
+        self._dims = (n_agents, obs_dim, state_dim, n_actions, obs_dtype)
+        layout = _layout(self.capacity, self.T, *self._dims)
+        self.fields = tuple(layout)
+        for name, (shape, dt) in layout.items():
+            setattr(self, name, np.zeros(shape, dtype=dt))
         self.size = 0
         self.next = 0
         self.episodes_added = 0
 
     @property
     def nbytes(self) -> int:
-        return sum(a.nbytes for a in (self.obs, self.state, self.avail, self.actions, self.reward, self.terminal,
-                                       self.filled, self.mc_return, self.length))
+        return sum(getattr(self, k).nbytes for k in self.fields)
 
     def describe(self) -> str:
-        per = self.nbytes / self.capacity
-        return (f"episode buffer: {self.capacity} episodes x {self.T} steps, "
-                f"{self.nbytes / 2**20:,.0f} MiB ({per / 2**20:.2f} MiB per episode)")
+        return describe_buffer(self.capacity, self.T, *self._dims)
 
     def add(self, batch: EpisodeBatch | dict) -> None:
         """Store a round: an `EpisodeBatch`, or a dict of its arrays (`learner_host.compact`)."""
@@ -83,8 +102,7 @@ class EpisodeBuffer:
         }
 
     def state_dict(self) -> dict:
-        d = {k: torch.from_numpy(getattr(self, k)[: self.size].copy()) for k in
-             ("obs", "state", "avail", "actions", "reward", "terminal", "filled", "mc_return", "length")}
+        d = {k: torch.from_numpy(getattr(self, k)[: self.size].copy()) for k in self.fields}
         d.update(size=self.size, next=self.next, episodes_added=self.episodes_added)
         return d
 
@@ -92,6 +110,6 @@ class EpisodeBuffer:
         n = int(d["size"])
         if n > self.capacity:
             raise ValueError(f"saved buffer holds {n} episodes, more than this buffer's capacity {self.capacity}")
-        for k in ("obs", "state", "avail", "actions", "reward", "terminal", "filled", "mc_return", "length"):
+        for k in self.fields:
             getattr(self, k)[:n] = d[k].numpy()
         self.size, self.next, self.episodes_added = n, int(d["next"]), int(d["episodes_added"])

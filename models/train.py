@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .buffer import describe_buffer
 from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from .config import Config, from_dict
 from .envs import make_env_for
@@ -151,8 +152,8 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.run_dir / "tb"))
-        self.log(f"episode buffer: {cfg.learner.buffer_size} episodes x {e.episode_limit} steps"
-                 + (" (in a learner process)" if R.learner_process else ""))
+        self.log(describe_buffer(cfg.learner.buffer_size, e.episode_limit, e.n_agents, e.obs_dim, e.state_dim,
+                                 e.n_actions) + (" (in a learner process)" if R.learner_process else ""))
 
     # ---- run directory -------------------------------------------------------------------------
     def _new_run_dir(self) -> Path:
