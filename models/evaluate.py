@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .agent import RNNAgent
 from .checkpoint import check_compatible, load_checkpoint
 from .config import from_dict
 from .envs import make_env_for
-from .mixers import make_mixer
+from .learner_host import build_networks, load_actor_weights
 from .runner import Runner
 
 
@@ -16,12 +15,8 @@ def load_policy(path, device="cpu"):
     """(config, agent, mixer, meta) from a checkpoint file or run directory."""
     meta, tensors = load_checkpoint(path, device)
     cfg = from_dict(meta["config"])
-    fp = meta["fingerprint"]
-    agent = RNNAgent(fp["obs_dim"], fp["n_agents"], fp["n_actions"], fp["agent_hidden"]).to(device)
-    agent.load_state_dict(tensors["learner"]["agent"])
-    mixer = make_mixer(fp["mixer"], fp["n_agents"], fp["state_dim"], fp["mixing_embed"], fp["hypernet_embed"])
-    if mixer is not None:
-        mixer.to(device).load_state_dict(tensors["learner"]["mixer"])
+    agent, mixer = build_networks(cfg, meta["fingerprint"], device)  # the fingerprint holds the env's dims
+    load_actor_weights(agent, mixer, tensors["learner"])
     return cfg, agent, mixer, meta
 
 

@@ -108,7 +108,6 @@ class InlineLearner:
 
     def __init__(self, cfg: Config, dims: dict, device, agent, mixer):
         self.core = LearnerCore(cfg, dims, device, agent, mixer)
-        self.learner, self.buffer = self.core.learner, self.core.buffer
         self.ready: collections.deque = collections.deque()
 
     @property
@@ -171,13 +170,16 @@ class LearnerProcess:
             raise RuntimeError(f"the learner process failed:\n{payload}")
         return kind, payload
 
+    def _receive_round(self) -> None:
+        kind, payload = self._recv()
+        assert kind == "round", kind
+        self.ready.append(RoundResult(*payload))
+        self.in_flight -= 1
+
     def _drain(self) -> None:
         """Wait for every submitted round; their results stay queued, in order, for `result()`."""
         while self.in_flight:
-            kind, payload = self._recv()
-            assert kind == "round", kind
-            self.ready.append(RoundResult(*payload))
-            self.in_flight -= 1
+            self._receive_round()
 
     def submit(self, batch: EpisodeBatch | dict) -> None:
         self._call(("round", compact(batch) if isinstance(batch, EpisodeBatch) else batch))
@@ -185,10 +187,7 @@ class LearnerProcess:
 
     def result(self) -> RoundResult:
         if not self.ready:
-            kind, payload = self._recv()
-            assert kind == "round", kind
-            self.in_flight -= 1
-            return RoundResult(*payload)
+            self._receive_round()
         return self.ready.popleft()
 
     def state(self, with_buffer: bool) -> dict:

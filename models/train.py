@@ -324,8 +324,7 @@ class Trainer:
 
     def _log_updates(self, ums: list, extra: dict) -> None:
         for um in ums:  # every update is logged
-            self._csv.writerow({"kind": "update", "t_env": self.t_env, "episodes": self.episodes,
-                                "updates": um["updates"], "wall_s": round(self.wall, 3), **um, **extra})
+            self._row("update", {**um, **extra})  # the row's update count is this update's
             for k, v in um.items():
                 if k != "updates":
                     self.tb.add_scalar(f"update/{k}", v, um["updates"])
