@@ -88,24 +88,27 @@ def cache_axes(plot: pg.PlotItem) -> None:
     plot.titleLabel.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
 
 
+def set_view_range(plot: pg.PlotItem, axis: str, lo: float, hi: float, padding: float = 0.0) -> None:
+    """Move the view along `axis` ("x" or "y") only when the range changes: each move repaints the axis
+    (regenerates its cached picture of tick labels)."""
+    key = f"_view_{axis}"
+    if getattr(plot, key, None) != (lo, hi):
+        setattr(plot, key, (lo, hi))
+        (plot.setXRange if axis == "x" else plot.setYRange)(lo, hi, padding=padding)
+
+
 def grow_range(plot: pg.PlotItem, n: int, minimum: int = 16) -> None:
     """Widen the x range to the next power of two above `n` points and never narrow it (episodes come and
     go several times a second; the axis, and its cached picture, then changes a handful of times a run)."""
-    hi = max(minimum, 1 << max(int(n) - 1, 1).bit_length())
-    if hi > getattr(plot, "_grow_hi", 0):
-        plot._grow_hi = hi
-        plot.setXRange(0, hi, padding=0.02)
+    hi = max(minimum, 1 << max(int(n) - 1, 1).bit_length(), getattr(plot, "_view_x", (0, 0))[1])
+    set_view_range(plot, "x", 0, hi, padding=0.02)
 
 
 def set_y_range(plot: pg.PlotItem, levels: StableLevels, *arrays) -> None:
-    """The y range of `plot` from `levels` over the values of `arrays`; the view moves only when it changes."""
+    """The y range of `plot` from `levels` over the values of `arrays`."""
     vals = [np.asarray(a, dtype=float).ravel() for a in arrays if a is not None and len(a)]
-    if not vals:
-        return
-    rng = levels(np.concatenate(vals))
-    if getattr(plot, "_y_levels", None) != rng:
-        plot._y_levels = rng
-        plot.setYRange(*rng, padding=0)
+    if vals:
+        set_view_range(plot, "y", *levels(np.concatenate(vals)))
 
 
 def set_image_levels(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, levels: tuple,

@@ -5,7 +5,7 @@ import pyqtgraph as pg
 
 import numpy as np
 
-from .common import LEGEND_BRUSH, StableLevels, label_plot, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range
 
 
 def x_extent(x: float) -> float:
@@ -71,9 +71,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             shown.setdefault(p, []).append((x, y))
         for p, xys in shown.items():
             hi = x_extent(max(float(x[-1]) for x, _ in xys if len(x)) if any(len(x) for x, _ in xys) else 0.0)
-            if getattr(p, "_x_hi", None) != hi:
-                p._x_hi = hi
-                p.setXRange(0, hi, padding=0.01)
+            set_view_range(p, "x", 0.0, hi, padding=0.01)
             if p._levels is not None:
                 set_y_range(p, p._levels, *(y for _, y in xys))
         self.points = total

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from ..state import action_names
-from .common import StableLevels, label_plot
+from .common import StableLevels, label_plot, set_view_range
 
 AVAIL = (80, 150, 230)
 SELECTED = (110, 190, 255)
@@ -87,9 +87,7 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             lo, hi = self.levels[i](np.append(q[i], 0.0))
             span = max(hi - lo, 1e-3)
             yr = (min(lo, 0.0), hi + 0.25 * span)  # room above the bars for the markers
-            if getattr(self.plots[i], "_y_levels", None) != yr:  # a still axis stays in its pixmap cache
-                self.plots[i]._y_levels = yr
-                self.plots[i].setYRange(*yr, padding=0)
+            set_view_range(self.plots[i], "y", *yr)
             self.chosen[i].setData([c], [q[i, c] + 0.08 * span])
             self.greedy[i].setData([g], [q[i, g] + 0.16 * span])
             self.notes[i].setHtml(f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>&nbsp;&nbsp;"
