@@ -399,9 +399,12 @@ class Battle:
 
 def validate_actions(actions, B: int, n: int, avail: np.ndarray, *, what: str = "actions") -> np.ndarray:
     """Check shape, dtype and availability; returns int64 [B, n]. Raises before any state changes."""
-    a = np.asarray(actions)
+    try:
+        a = np.asarray(actions)
+    except ValueError:  # ragged (a list among scalars): numpy refuses; report it like any other non-integer
+        a = np.asarray(actions, dtype=object)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
-        if np.issubdtype(a.dtype, np.floating) and a.size and np.all(np.mod(a, 1) == 0):
+        if np.issubdtype(a.dtype, np.floating) and a.size and np.isfinite(a).all() and np.all(np.mod(a, 1) == 0):
             pass  # whole-number floats are accepted, as SMAC's int() would
         else:
             raise ValueError(f"{what} must be integers, got dtype {a.dtype}")

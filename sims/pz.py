@@ -68,9 +68,14 @@ class SC2ParallelEnv(ParallelEnv):
         missing = [a for a in self.agents if a not in actions]
         if missing:
             raise ValueError(f"no action given for {missing}; expected one per agent in {self.agents}")
-        acts = np.array([[int(actions[a]) for a in self.possible_agents]], dtype=np.int64)
+        unknown = [a for a in actions if a not in self.agents]
+        if unknown:
+            raise ValueError(f"actions given for unknown agents {unknown}; expected one per agent in {self.agents}")
         b = self.battle
-        acts = b.heuristic_actions() if self._options.heuristic_ai else validate_actions(acts, 1, b.n, self._avail)
+        if self._options.heuristic_ai:
+            acts = b.heuristic_actions()
+        else:  # the raw values, checked as the SMAC face checks them (no int(): 1.7 and "1" are errors)
+            acts = validate_actions([[actions[a] for a in self.possible_agents]], 1, b.n, self._avail)
         reward, term, won, timeout = b.step(acts)
         obs = self._observe()
         w = b.world
