@@ -152,6 +152,7 @@ def test_learner_process_runs_the_inline_updates_one_round_behind(tmp_path):
     proc = Trainer(load_config("qmix_2c_vs_64zg", over + ["run.learner_process=true"]), run_dir=tmp_path / "p",
                    log=lambda *a: None)
     initial = {k: v.clone() for k, v in proc.agent.state_dict().items()}
+    initial_mixer = {k: v.clone() for k, v in proc.mixer.state_dict().items()}
     for k, v in inline.agent.state_dict().items():
         torch.testing.assert_close(v, initial[k], rtol=0, atol=0, msg=k)  # same seed, same networks
     inline.round()
@@ -162,10 +163,13 @@ def test_learner_process_runs_the_inline_updates_one_round_behind(tmp_path):
     proc.catch_up()
     assert proc.updates == 4
     # the same episodes and the same sampled batches: the worker computed what the inline learner did
-    for net_i, net_p in ((inline.agent, proc.agent), (inline.mixer, proc.mixer)):
+    # and the updates changed every weight of both networks, the mixer's included
+    for name, net_i, net_p, start in (("agent", inline.agent, proc.agent, initial),
+                                      ("mixer", inline.mixer, proc.mixer, initial_mixer)):
+        assert set(net_p.state_dict()) == set(start) and start
         for (k, a), b in zip(net_i.state_dict().items(), net_p.state_dict().values()):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=k)
-            assert not torch.equal(b, initial[k]) if k in initial else True
+            assert not torch.equal(b, start[k]), f"{name}.{k} did not change"
     inline.close()
     proc.close()
 
