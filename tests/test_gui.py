@@ -103,15 +103,20 @@ def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot
     qtbot.mouseClick(w.controls.step, qtbot_button())
     qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != t0, timeout=10_000)
 
-    # intervene: force an available action for agent 0 and step once
-    avail = np.asarray(w.state.snapshot["probe"]["avail"][0])
-    forced = int(np.flatnonzero(avail)[-1])
-    before = (w.state.snapshot["episode"], w.state.snapshot["t"])
-    w.force_action(0, forced)
-    qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != before, timeout=10_000)
-    snap = w.state.snapshot
-    if snap["t"] > 0:  # same episode: the executed joint action carries the forced one
-        assert snap["executed"][0] == forced
+    # intervene: force an available action for agent 0 and step once; the next snapshot's executed joint
+    # action carries the forced one. A step that ends the rollout lands on t == 0 of a new one, where
+    # nothing has been executed yet: then force once more (the step after t == 0 is t == 1).
+    for _ in range(2):
+        avail = np.asarray(w.state.snapshot["probe"]["avail"][0])
+        forced = int(np.flatnonzero(avail)[-1])
+        before = (w.state.snapshot["episode"], w.state.snapshot["t"])
+        w.force_action(0, forced)
+        qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != before, timeout=10_000)
+        snap = w.state.snapshot
+        if snap["t"] > 0:
+            break
+    assert snap["t"] > 0, "no forced step landed inside an episode"
+    assert snap["executed"][0] == forced
 
     # resume and stop
     qtbot.mouseClick(w.controls.resume, qtbot_button())
