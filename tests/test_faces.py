@@ -158,26 +158,37 @@ def test_bad_action_arrays_are_rejected_without_corrupting_state(bad, match):
     assert np.array_equal(a.state, b.state) and a.reward[0] == b.reward[0]
 
 
+def _has_colour(frame, rgb):
+    return bool((frame.reshape(-1, 3) == np.array(rgb, np.uint8)).all(1).any())
+
+
 def test_render_draws_terrain_units_and_beams(tmp_path):
     from sims.render import Renderer
 
+    BEAM, SPLASH = (255, 150, 40), (255, 220, 120)  # a colossus' beam and its splash line (sims/render.py)
     env = VecEnv("2c_vs_64zg", 1, seed=0)
     rec = env.reset()
     r = Renderer(env.battle.scenario)
-    fired = False
+    frame = r.frame(env.world, 0)
+    assert not _has_colour(frame, BEAM) and not _has_colour(frame, SPLASH)  # nobody has fired yet
+    volleys = quiet = 0
     for _ in range(12):
         att = rec.avail[0, :, 6:]
         acts = np.array([[6 + int(np.flatnonzero(att[i])[0]) if att[i].any() else 1 for i in range(2)]])
         rec = env.step(acts)
         frame = r.frame(env.world, 0)
-        fired |= bool((env.world.fire_tick[0, :2] >= env.world.tick[0] - 8).any())
+        w = env.world
+        fired = bool(((w.fire_tick[0, :2] >= w.tick[0] - 8) & w.alive[0, :2]).any())
+        # the beam colours appear in a frame drawn right after a volley, and only then
+        assert _has_colour(frame, BEAM) == fired and _has_colour(frame, SPLASH) == fired
+        volleys += fired
+        quiet += not fired
+    assert volleys > 0 and quiet > 0  # both cases were drawn
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
     assert len(np.unique(frame.reshape(-1, 3), axis=0)) > 50
     # a colossus is drawn in the team's blue at its position
     x, y = r.to_px(*env.world.pos[0, 0])
     patch = frame[int(y) - 6:int(y) + 6, int(x) - 6:int(x) + 6].reshape(-1, 3).astype(int)
     assert ((patch[:, 2] > 150) & (patch[:, 0] < 120)).any()
-    assert fired
-    # the beam colour appears in a frame drawn right after a volley
     r.save_png(frame, tmp_path / "f.png")
     assert (tmp_path / "f.png").stat().st_size > 1000
