@@ -24,12 +24,17 @@ def _layout(capacity: int, episode_limit: int, n_agents: int, obs_dim: int, stat
     }
 
 
+def buffer_nbytes(capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
+                 obs_dtype=np.float16) -> int:
+    """The memory a buffer of this size takes (also for one that lives in another process)."""
+    return sum(int(np.prod(shape, dtype=object)) * np.dtype(dt).itemsize
+               for shape, dt in _layout(capacity, episode_limit, n_agents, obs_dim, state_dim, n_actions,
+                                        obs_dtype).values())
+
+
 def describe_buffer(capacity: int, episode_limit: int, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
                     obs_dtype=np.float16) -> str:
-    """The memory a buffer of this size takes (also for one that lives in another process)."""
-    total = sum(int(np.prod(shape)) * np.dtype(dt).itemsize
-                for shape, dt in _layout(capacity, episode_limit, n_agents, obs_dim, state_dim, n_actions,
-                                         obs_dtype).values())
+    total = buffer_nbytes(capacity, episode_limit, n_agents, obs_dim, state_dim, n_actions, obs_dtype)
     return (f"episode buffer: {capacity} episodes x {episode_limit} steps, "
             f"{total / 2**20:,.0f} MiB ({total / capacity / 2**20:.2f} MiB per episode)")
 

@@ -1,7 +1,17 @@
-"""Checkpoints: written atomically (temp file + rename), loaded without executing pickled code
-(`torch.load(weights_only=True)`: tensors and plain containers; everything else travels as JSON)."""
+"""Checkpoints: the files a run resumes and a policy loads from.
+
+- Written atomically (temp file, fsync, rename): a kill or a full disk during a save leaves the previous
+  file as it was and no partial file behind.
+- Loaded without executing pickled code (`torch.load(weights_only=True)`: tensors and plain containers;
+  everything else travels as JSON).
+- Each carries a SHA-256 digest of its payload (the metadata and every tensor), checked on load: a file
+  changed on disk is an error that names it, never weights that merely differ.
+- A run directory's `latest.pt` falls back to the newest readable `t*.pt`, and says so.
+"""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import tempfile
@@ -9,57 +19,218 @@ from pathlib import Path
 
 import torch
 
-FORMAT = "qmix-workbench-checkpoint/1"
+from .errors import NO_SPACE, CheckpointWriteError, WorkbenchError
+
+FORMAT = "qmix-workbench-checkpoint/2"
+LEGACY_FORMATS = ("qmix-workbench-checkpoint/1",)  # before digests: loaded, marked unverified
+REQUIRED_META = ("config", "fingerprint", "t_env", "algorithm")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(WorkbenchError, ValueError):
     pass
+
+
+def payload_digest(meta_json: str, tensors: dict) -> str:
+    """SHA-256 over the metadata and a canonical walk of the tensors (keys sorted; dtype, shape, bytes)."""
+    h = hashlib.sha256()
+    h.update(meta_json.encode())
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+        elif isinstance(x, dict):
+            h.update(b"{")
+            for k in sorted(x, key=lambda k: (type(k).__name__, str(k))):
+                h.update(f"{type(k).__name__}:{k}=".encode())
+                walk(x[k])
+            h.update(b"}")
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[")
+            for v in x:
+                walk(v)
+            h.update(b"]")
+        else:
+            h.update(f"{type(x).__name__}:{x!r};".encode())
+
+    walk(tensors)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, meta: dict, tensors: dict) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "meta_json": json.dumps(meta), **tensors}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointWriteError(f"cannot create the checkpoint directory {path.parent}: {e.strerror}") from None
+    meta_json = json.dumps(meta)
+    payload = {"format": FORMAT, "meta_json": meta_json, "digest": payload_digest(meta_json, tensors), **tensors}
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        raise CheckpointWriteError(_write_failure(path, e)) from None
+    except RuntimeError as e:  # torch's zip writer reports a failed write as RuntimeError, with errno lost
+        raise CheckpointWriteError(_write_failure(path, e)) from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return path
 
 
-def load_checkpoint(path: str | Path, device="cpu") -> tuple[dict, dict]:
-    """(meta, tensors) of a checkpoint file, or a run directory (its latest checkpoint)."""
-    path = Path(path)
+def link_checkpoint(src: Path, dst: Path) -> Path:
+    """Make `dst` (e.g. latest.pt) the same file as `src`, atomically: a hard link where the file system
+    has them (no second write), else a copy."""
+    tmp = dst.with_name(f"{dst.name}.{os.getpid()}.link.tmp")
+    try:
+        if tmp.exists():
+            tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+        _fsync_dir(dst.parent)
+    except OSError as e:
+        raise CheckpointWriteError(_write_failure(dst, e)) from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dst
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_failure(path: Path, e: Exception) -> str:
+    prev = f"the previous checkpoint {path} is intact" if path.exists() else f"no earlier {path.name} existed"
+    no_space = isinstance(e, OSError) and e.errno in NO_SPACE
+    if not no_space and isinstance(e, RuntimeError):
+        no_space = "No space left" in str(e) or "file write failed" in str(e)
+    if no_space:
+        return f"no space left on device while writing {path}; {prev}"
+    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+    return f"cannot write checkpoint {path}: {reason}; {prev}"
+
+
+def remove_stale_temps(directory: Path) -> list[Path]:
+    """Delete the temp files an interrupted save left (they are never valid checkpoints)."""
+    gone = []
+    if directory.is_dir():
+        for p in directory.glob("*.tmp"):
+            try:
+                p.unlink()
+                gone.append(p)
+            except OSError:
+                pass
+    return gone
+
+
+def _candidates(path: Path) -> tuple[list[Path], bool]:
+    """The files to try for `path`, newest first, and whether falling back to older ones is allowed
+    (for a run directory or its latest.pt; a file named by the user is that file or an error)."""
     if path.is_dir():
-        cand = path / "checkpoints" / "latest.pt"
-        if not cand.exists():
-            raise CheckpointError(f"{path} has no checkpoints/latest.pt: is it a run directory with a checkpoint?")
-        path = cand
+        ck = path / "checkpoints"
+    elif path.name == "latest.pt":
+        ck = path.parent
+    else:
+        return [path], False
+    older = sorted(ck.glob("t*.pt"), reverse=True) if ck.is_dir() else []
+    return [ck / "latest.pt"] + older, True
+
+
+def load_checkpoint(path: str | Path, device="cpu") -> tuple[dict, dict]:
+    """(meta, tensors) of a checkpoint file, or of a run directory's latest checkpoint.
+
+    When a run directory's latest.pt is missing, unreadable or corrupted, the newest readable `t*.pt` is
+    used instead and `meta["fallback"]` says so (the caller shows it)."""
+    path = Path(path)
+    cands, fallback = _candidates(path)
+    if fallback and not any(c.exists() for c in cands):
+        where = path if path.is_dir() else path.parent
+        raise CheckpointError(f"{where} has no checkpoints (no latest.pt, no t*.pt): is it a run directory "
+                              f"with a checkpoint?")
+    first_error = None
+    for c in cands:
+        try:
+            meta, tensors = _load_file(c, device)
+        except CheckpointError as e:
+            if not fallback:
+                raise
+            first_error = first_error or e
+            continue
+        if c != cands[0]:
+            meta["fallback"] = f"{first_error}; using {c} instead (the newest readable checkpoint)"
+        return meta, tensors
+    raise CheckpointError(f"{first_error} (and no older readable checkpoint beside it)")
+
+
+def _load_file(path: Path, device) -> tuple[dict, dict]:
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory without checkpoints/; expected a checkpoint file or a run "
+                              f"directory")
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # truncated file, not a torch file, or pickled code
-        raise CheckpointError(f"{path} is not a readable qmix-workbench checkpoint: {e}") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    except Exception as e:  # noqa: BLE001 - truncated file, not a torch file, or pickled code
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path} is not a readable qmix-workbench checkpoint: {reason}") from None
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt != FORMAT and fmt not in LEGACY_FORMATS:
         raise CheckpointError(f"{path} is not a qmix-workbench checkpoint (format {FORMAT!r} expected)")
-    meta = json.loads(payload.pop("meta_json"))
+    meta_json = payload.pop("meta_json", None)
     payload.pop("format")
+    digest = payload.pop("digest", None)
+    if fmt == FORMAT:
+        if not isinstance(digest, str) or not isinstance(meta_json, str):
+            raise CheckpointError(f"{path} is corrupted: its digest or metadata is missing")
+        if payload_digest(meta_json, payload) != digest:
+            raise CheckpointError(f"{path} is corrupted: digest mismatch (the file changed after it was written)")
+    try:
+        meta = json.loads(meta_json)
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} has malformed metadata: {e}") from None
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path} has malformed metadata: missing {', '.join(missing)}")
+    if "learner" not in payload:
+        raise CheckpointError(f"{path} has no network weights ('learner' missing)")
     meta["path"] = str(path)
+    meta["verified"] = fmt == FORMAT
     return meta, payload
 
 
+def fingerprint_differences(saved: dict, current: dict) -> list[str]:
+    return [f"{k}: checkpoint has {saved.get(k)!r}, this run has {v!r}" for k, v in current.items()
+            if saved.get(k) != v]
+
+
 def check_compatible(meta: dict, fingerprint: dict, path="checkpoint") -> None:
-    """Raise a clear error when a checkpoint was made for another map or architecture."""
-    saved = meta.get("fingerprint", {})
-    diffs = [f"{k}: checkpoint has {saved.get(k)!r}, this run has {v!r}" for k, v in fingerprint.items()
-             if saved.get(k) != v]
+    """Raise a clear error, listing every difference, when a checkpoint was made for another map,
+    architecture or learner."""
+    diffs = fingerprint_differences(meta.get("fingerprint", {}), fingerprint)
     if diffs:
         raise CheckpointError(f"{path} does not fit this configuration — " + "; ".join(diffs))

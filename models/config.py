@@ -6,16 +6,21 @@ unknown keys and bad values are errors that name the key (e.g. `learner.lr`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, get_type_hints
 
+import tomli_w
+
+from .errors import WorkbenchError
+
 PRESET_PACKAGE = "models.presets"
 
 
-class ConfigError(ValueError):
+class ConfigError(WorkbenchError, ValueError):
     """A configuration key or value is wrong; the message names the key."""
 
 
@@ -75,6 +80,9 @@ class RunConfig:
     # learn in a worker process while the next round is collected (actors use weights one round old)
     learner_process: bool = False
     time_limit_s: float = 0.0  # stop (and save) after this much training wall time; 0: no limit
+    # a non-finite loss, gradient or Q-value: "stop" ends the run (no checkpoint written over a good one),
+    # "skip" drops that update (counted in metrics.csv) and goes on
+    on_nonfinite: str = "stop"
 
 
 @dataclass
@@ -88,7 +96,7 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_toml(self) -> str:
-        return dump_toml(self.to_dict())
+        return tomli_w.dumps(self.to_dict())
 
     @property
     def algorithm_name(self) -> str:
@@ -103,7 +111,10 @@ CHOICES = {
     "learner.target_update": ("hard", "polyak"),
     "run.device": ("auto", "cpu", "cuda"),
     "env.profile": ("lotv", "liberty"),
+    "run.on_nonfinite": ("stop", "skip"),
 }
+# seeds go to numpy, torch and the simulator's hash; this range is one every one of them takes as is
+SEED_RANGE = {"run.seed": (0, 2**31 - 1)}
 POSITIVE = {"env.num_envs", "algo.agent_hidden", "algo.mixing_embed", "algo.hypernet_embed", "learner.lr",
             "learner.target_update_interval", "learner.batch_size", "learner.buffer_size", "run.t_max",
             "run.test_episodes", "learner.grad_clip", "learner.updates_per_round", "run.test_interval"}
@@ -123,6 +134,8 @@ def _check_value(key: str, typ, value):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
     elif typ is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
@@ -137,7 +150,20 @@ def _check_value(key: str, typ, value):
         raise ConfigError(f"{key}: expected a value >= 0, got {value!r}")
     if key in UNIT_INTERVAL and not 0 <= value <= 1:
         raise ConfigError(f"{key}: expected a value in [0, 1], got {value!r}")
+    if key in SEED_RANGE and not SEED_RANGE[key][0] <= value <= SEED_RANGE[key][1]:
+        lo, hi = SEED_RANGE[key]
+        raise ConfigError(f"{key}: expected a whole number in [{lo}, {hi}], got {value!r}")
+    if key == "run.name":
+        check_run_name(value)
     return value
+
+
+def check_run_name(name: str) -> None:
+    """A run's name becomes a directory name under runs_dir: it must stay one plain name there."""
+    bad = [c for c in ("/", "\\", "\0") if c in name]
+    if not name.strip() or name in (".", "..") or ".." in name or bad or name != name.strip():
+        raise ConfigError(f"run.name: expected a plain directory name (no path separators, no '..', not empty, "
+                          f"no surrounding spaces), got {name!r}")
 
 
 def from_dict(doc: dict, base: Config | None = None) -> Config:
@@ -207,9 +233,7 @@ def load_config(preset_or_path: str | Path | None = None, overrides: list[str] |
     if preset_or_path is not None:
         p = Path(preset_or_path)
         if p.suffix == ".toml" or p.exists():
-            if not p.exists():
-                raise ConfigError(f"config file {str(p)!r} does not exist")
-            text, where = p.read_text(), str(p)
+            text, where = _read_config_file(p), str(p)
         else:
             names = list_presets()
             if str(preset_or_path) not in names:
@@ -233,28 +257,18 @@ def _from_text(text: str, where: str, base: Config | None = None) -> Config:
 
 def apply_file(cfg: Config | None, path: str | Path) -> Config:
     """Apply the user's TOML file on top of `cfg` (defaults when None)."""
-    p = Path(path)
+    return _from_text(_read_config_file(Path(path)), str(path), cfg)
+
+
+def _read_config_file(p: Path) -> str:
     if not p.exists():
         raise ConfigError(f"config file {str(p)!r} does not exist")
-    return _from_text(p.read_text(), str(p), cfg)
+    if p.is_dir():
+        raise ConfigError(f"config file {str(p)!r} is a directory; expected a TOML file")
+    try:
+        return p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (byte {e.start}); expected a TOML file") from None
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
 
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
-def dump_toml(doc: dict) -> str:
-    lines = []
-    for section, values in doc.items():
-        lines.append(f"[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in values.items()]
-        lines.append("")
-    return "\n".join(lines)

@@ -125,11 +125,14 @@ class Learner:
             reg = (((qtot - batch["mc_return"]) * mask) ** 2).sum() / n_valid
             loss = loss + A.res_lambda * reg
 
-        # 5. gradient step, clipped
+        # 5. gradient step, clipped; never taken when the loss or the gradients are not finite (one check:
+        # a NaN/inf in the Q-values or targets reaches the loss, and one in any gradient reaches the norm)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, L.grad_clip)
-        self.optim.step()
+        finite = bool(torch.isfinite(loss.detach() + grad_norm))
+        if finite:
+            self.optim.step()
         self.updates += 1
 
         # 6. target networks: hard copy every N updates, or Polyak averaging every update
@@ -149,12 +152,25 @@ class Learner:
             "target": float((targets * mask).sum() / n_valid),
             "updates": self.updates,
         }
+        if not finite:
+            metrics["nonfinite"] = self._nonfinite_quantity(q, targets, loss, grad_norm)
         if A.res:
             metrics["res_reg"] = float(reg.detach())
             fm = filled > 0
             metrics["res_softmax_value"] = float(values[:, 1:][fm].mean())
             metrics["max_value"] = float(max_values[:, 1:][fm].mean())
         return metrics
+
+    @staticmethod
+    def _nonfinite_quantity(q, targets, loss, grad_norm) -> str:
+        """Which quantity went non-finite first along the update (only computed when one did)."""
+        if not torch.isfinite(q.detach()).all():
+            return "Q-values"
+        if not torch.isfinite(targets).all():
+            return "targets"
+        if not torch.isfinite(loss.detach()):
+            return "loss"
+        return "gradients"
 
     def _target_pairs(self):
         pairs = list(zip(self.agent.parameters(), self.target_agent.parameters()))

@@ -84,8 +84,13 @@ class LearnerCore:
         L = self.cfg.learner
         if not self.buffer.can_sample(L.batch_size):
             return []
-        return [self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
-                for _ in range(L.updates_per_round)]
+        out = []
+        for _ in range(L.updates_per_round):
+            m = self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
+            out.append(m)
+            if "nonfinite" in m and self.cfg.run.on_nonfinite == "stop":
+                break  # the run ends at this update: learning on would only hide where it went wrong
+        return out
 
     def state(self, with_buffer: bool) -> dict:
         d = {"learner": self.learner.state_dict(), "rng": self.rng.bit_generator.state}

@@ -5,26 +5,36 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
-import os
-import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import rundir
 from .buffer import describe_buffer
-from .checkpoint import check_compatible, load_checkpoint, save_checkpoint
+from .checkpoint import (check_compatible, fingerprint_differences, link_checkpoint, load_checkpoint,
+                         remove_stale_temps, save_checkpoint)
 from .config import Config, from_dict
 from .envs import make_env_for
+from .errors import DivergenceError, RunDirError
 from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
                            load_actor_weights)
 from .probe import Probe
+from .resources import check_memory
 from .runner import Runner, epsilon_at
 
 CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
                "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
-               "res_softmax_value", "max_value", "test_win_rate", "test_return", "steps_per_s"]
+               "res_softmax_value", "max_value", "test_win_rate", "test_return", "steps_per_s", "nonfinite",
+               "skipped_updates"]
+# what a checkpoint must agree on with the run that resumes it: everything that shapes the networks, the
+# optimizer's state or the environment (run.* keys and learning rates may change)
+RESUME_KEYS = ("env.map_name", "env.profile", "env.options", "env.num_envs", "algo.mixer", "algo.res",
+               "algo.res_beta", "algo.res_lambda", "algo.res_exact", "algo.agent_hidden", "algo.mixing_embed",
+               "algo.hypernet_embed", "learner.optimizer", "learner.buffer_size")
 
 
 class Callbacks:
@@ -90,22 +100,48 @@ def _set_rng_state(g: np.random.Generator, st: dict) -> None:
     g.bit_generator.state = st
 
 
+def _config_keys(cfg_dict: dict, keys) -> dict:
+    out = {}
+    for k in keys:
+        section, name = k.split(".", 1)
+        out[k] = cfg_dict.get(section, {}).get(name)
+    return out
+
+
 class Trainer:
-    """Everything one run holds. `train()` drives it; the GUI's trainer process drives it too."""
+    """Everything one run holds. `train()` drives it; the GUI's trainer process drives it too.
+
+    `resume` is a checkpoint file or run directory; the run then writes into the directory holding that
+    checkpoint (or `run_dir`, to continue it elsewhere). A new run refuses a `run_dir` that holds a run
+    unless `overwrite`."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
-                 callbacks: Callbacks | None = None, log=print):
+                 callbacks: Callbacks | None = None, log=print, overwrite: bool = False):
         self.cb = callbacks or Callbacks()
         self.log = log
         ckpt = None
         if resume is not None:
             meta, tensors = load_checkpoint(resume)
+            if meta.get("fallback"):
+                log(meta["fallback"])
             ckpt = (meta, tensors)
             if cfg is None:  # a config given with a checkpoint may change run.* keys (e.g. train longer)
                 cfg = from_dict(meta["config"])
             if run_dir is None:
-                run_dir = Path(meta["run_dir"]) if Path(resume).is_file() else Path(resume)
+                run_dir = rundir.of_checkpoint(resume)
+            else:  # continuing elsewhere: a new directory, unless it is the checkpoint's own
+                target = Path(run_dir).expanduser().resolve()
+                try:
+                    same = target == rundir.of_checkpoint(resume)
+                except RunDirError:
+                    same = False
+                run_dir = target if same else rundir.for_new_run(target, overwrite)
+        elif run_dir is not None:
+            run_dir = rundir.for_new_run(run_dir, overwrite)
+        else:
+            run_dir = rundir.new_run_dir(cfg.run.runs_dir, cfg.run.name, cfg.run.seed)
         self.cfg = cfg
+        self.run_dir = rundir.prepare(Path(run_dir).expanduser().resolve())
         R = cfg.run
         threads = R.threads or (1 if R.learner_process else 0)
         if threads:  # with a learner process, acting keeps one core and learning the other
@@ -116,18 +152,35 @@ class Trainer:
         self.device = resolve_device(R.device)
         torch.manual_seed(R.seed)
         self.rng = np.random.default_rng(R.seed)
+        probe_env = make_env_for(cfg, 1, R.seed, autoreset=False)  # the dimensions, before sizing anything
+        dims = {"obs_dim": probe_env.obs_dim, "state_dim": probe_env.state_dim, "n_agents": probe_env.n_agents,
+                "n_actions": probe_env.n_actions, "episode_limit": probe_env.episode_limit}
+        check_memory(cfg, dims)
         self.env = make_env_for(cfg, cfg.env.num_envs, R.seed, autoreset=False)
         self.test_env = make_env_for(cfg, R.test_episodes, R.seed + 10_007, autoreset=False)
         e = self.env
-        dims = {"obs_dim": e.obs_dim, "state_dim": e.state_dim, "n_agents": e.n_agents, "n_actions": e.n_actions,
-                "episode_limit": e.episode_limit}
+        self.fingerprint = {"map_name": cfg.env.map_name, "n_agents": e.n_agents, "n_actions": e.n_actions,
+                            "obs_dim": e.obs_dim, "state_dim": e.state_dim, "mixer": cfg.algo.mixer,
+                            "agent_hidden": cfg.algo.agent_hidden, "mixing_embed": cfg.algo.mixing_embed,
+                            "hypernet_embed": cfg.algo.hypernet_embed}
+        if ckpt is not None:  # before a learner process exists: a checkpoint that does not fit leaks nothing
+            self._check_resume_fits(ckpt[0])
         # the actors' networks; with an inline learner they are also the ones it trains
         self.agent, self.mixer = build_networks(cfg, dims, self.device)
         if R.learner_process:
             self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer, threads=R.threads or 1)
         else:
             self.host = InlineLearner(cfg, dims, self.device, self.agent, self.mixer)
+        try:
+            self._open(ckpt, dims)
+        except BaseException:
+            self.host.close()
+            raise
+
+    def _open(self, ckpt, dims) -> None:
+        cfg, e = self.cfg, self.env
         self.updates = 0
+        self.skipped_updates = 0
         self.runner = Runner(e, self.agent, self.device, cfg.learner.gamma, cfg.learner.bootstrap_timeouts)
         self.runner.mixer = self.mixer
         self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
@@ -136,15 +189,16 @@ class Trainer:
         self.last_test = -10**18
         self.last_save = 0
         self.wall = 0.0
-        self.fingerprint = {"map_name": cfg.env.map_name, "n_agents": e.n_agents, "n_actions": e.n_actions,
-                            "obs_dim": e.obs_dim, "state_dim": e.state_dim, "mixer": cfg.algo.mixer,
-                            "agent_hidden": cfg.algo.agent_hidden, "mixing_embed": cfg.algo.mixing_embed,
-                            "hypernet_embed": cfg.algo.hypernet_embed}
-        self.run_dir = Path(run_dir) if run_dir is not None else self._new_run_dir()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.last_checkpoint: str | None = None  # the newest checkpoint known good (for a divergence message)
+        gone = remove_stale_temps(self.run_dir / "checkpoints")
+        if gone:
+            self.log(f"removed {len(gone)} temp file(s) left by an interrupted save: "
+                     + ", ".join(p.name for p in gone))
         if ckpt is not None:
             self._restore(*ckpt)
-        (self.run_dir / "config.toml").write_text(cfg.to_toml())
+        tmp = self.run_dir / "config.toml.tmp"
+        tmp.write_text(cfg.to_toml())
+        tmp.replace(self.run_dir / "config.toml")
         self._csv_file = open(self.run_dir / "metrics.csv", "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, CSV_COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
@@ -152,37 +206,21 @@ class Trainer:
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(self.run_dir / "tb"))
-        self.log(describe_buffer(cfg.learner.buffer_size, e.episode_limit, e.n_agents, e.obs_dim, e.state_dim,
-                                 e.n_actions) + (" (in a learner process)" if R.learner_process else ""))
+        self.log(describe_buffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"], dims["obs_dim"],
+                                 dims["state_dim"], dims["n_actions"])
+                 + (" (in a learner process)" if cfg.run.learner_process else ""))
+
+    def _check_resume_fits(self, meta: dict) -> None:
+        from .checkpoint import CheckpointError
+
+        diffs = fingerprint_differences(meta.get("fingerprint", {}), self.fingerprint)
+        saved = _config_keys(meta["config"], RESUME_KEYS)
+        diffs += [f"{k}: checkpoint has {saved[k]!r}, this run has {v!r}"
+                  for k, v in _config_keys(self.cfg.to_dict(), RESUME_KEYS).items() if saved[k] != v]
+        if diffs:
+            raise CheckpointError(f"{meta['path']} does not fit this configuration — " + "; ".join(dict.fromkeys(diffs)))
 
     # ---- run directory -------------------------------------------------------------------------
-    def _new_run_dir(self) -> Path:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        base = Path(self.cfg.run.runs_dir) / f"{self.cfg.run.name}_{stamp}_s{self.cfg.run.seed}"
-        p, k = base, 1
-        while p.exists():
-            k += 1
-            p = base.with_name(base.name + f"_{k}")
-        return p
-
-    def _truncate_csv(self, t_env: int) -> None:
-        """On resume, rows written after the checkpoint would be written again: keep a backup, drop them."""
-        path = self.run_dir / "metrics.csv"
-        if not path.exists():
-            return
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        keep = [r for r in rows if int(r["t_env"]) <= t_env]
-        if len(keep) == len(rows):
-            return
-        shutil.copy2(path, path.with_name(f"metrics.csv.before-resume-{int(time.time())}"))
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, CSV_COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(keep)
-        os.replace(tmp, path)
-
     def _row(self, kind: str, m: dict) -> None:
         self._csv.writerow({"kind": kind, "t_env": self.t_env, "episodes": self.episodes,
                             "updates": self.updates, "wall_s": round(self.wall, 3), **m})
@@ -192,38 +230,59 @@ class Trainer:
         w = getattr(env, "world", None)
         return [] if w is None else [_rng_state(g) for g in w.rngs]
 
-    def save(self, path: str | Path | None = None) -> Path:
+    def save(self, path: str | Path | None = None, with_buffer: bool | None = None) -> Path:
+        """Write a checkpoint: `checkpoints/t<steps>.pt` (without the replay buffer) and `latest.pt` (with it
+        when `with_buffer`, default `run.save_buffer`; graceful stops pass True). Refuses non-finite weights.
+        `path`: one file elsewhere instead (with the buffer when asked)."""
+        with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
         ck_dir = self.run_dir / "checkpoints"
-        path = Path(path) if path is not None else ck_dir / f"t{self.t_env:010d}.pt"
         meta = {"config": self.cfg.to_dict(), "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
+                "skipped_updates": self.skipped_updates,
                 "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
                 "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
-        st = self.host.state(self.cfg.run.save_buffer)
+        st = self.host.state(with_buffer)
+        bad = [f"{part}.{k}" for part in ("agent", "mixer") for k, v in st["learner"].get(part, {}).items()
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise DivergenceError(f"not writing a checkpoint at {self.t_env:,} env steps: the weights hold non-finite "
+                                  f"values ({', '.join(bad[:3])}); the last good checkpoint is "
+                                  f"{self.last_checkpoint or 'none'}")
         meta["learner_rng"] = st["rng"]
         tensors = {"learner": st["learner"], "torch_rng": torch.get_rng_state()}
-        if self.cfg.run.save_buffer:
-            tensors["buffer"] = st["buffer"]
         if self.host.lag:
             # what the actors use now, and the rounds learnt but not yet handed to them: a resumed run
             # continues on the same schedule
             tensors["actor"] = _as_tensors(actor_weights(self.agent, self.mixer))
             meta["pending_updates"] = [r.updates for r in self.host.ready]
             tensors["pending_weights"] = [_as_tensors(r.weights) for r in self.host.ready]
-        save_checkpoint(path, meta, tensors)
-        if path.parent == ck_dir:
-            save_checkpoint(ck_dir / "latest.pt", meta, tensors)
+        full = {**tensors, "buffer": st["buffer"]} if with_buffer else tensors
+        if path is not None:
+            path = save_checkpoint(path, {**meta, "has_buffer": with_buffer}, full)
+        else:
+            path = save_checkpoint(ck_dir / f"t{self.t_env:010d}.pt", {**meta, "has_buffer": False}, tensors)
+            latest = ck_dir / "latest.pt"
+            if with_buffer:
+                save_checkpoint(latest, {**meta, "has_buffer": True}, full)
+            else:
+                link_checkpoint(path, latest)
+        self.last_checkpoint = str(path)
         self.cb.on_checkpoint(str(path))
         return path
 
     def _restore(self, meta: dict, tensors: dict) -> None:
-        check_compatible(meta, self.fingerprint, meta.get("path", "checkpoint"))
+        self.last_checkpoint = meta["path"]
+        if tensors.get("buffer") is None:
+            self.log(f"warning: resuming from {meta['path']} without a replay buffer (only checkpoints written at a "
+                     f"graceful stop, or with run.save_buffer = true, hold one): learning restarts from an empty "
+                     f"buffer, so this run will not match an uninterrupted one exactly")
         self.host.load({"learner": tensors["learner"], "rng": meta.get("learner_rng"),
                         "buffer": tensors.get("buffer")})
         torch.set_rng_state(tensors["torch_rng"])
         # updates logged so far: a pending round's are logged when the actors take it, after the resume
         self.updates = int(meta.get("updates", tensors["learner"]["updates"]))
+        self.skipped_updates = int(meta.get("skipped_updates", 0))
         if self.host.lag:
             actor = tensors.get("actor") or {k: tensors["learner"][k] for k in ("agent", "mixer")
                                              if k in tensors["learner"]}
@@ -237,10 +296,11 @@ class Trainer:
             w = getattr(env, "world", None)
             for g, st in zip([] if w is None else w.rngs, meta[key]):
                 _set_rng_state(g, st)
-        self._truncate_csv(self.t_env)
+        rundir.repair_metrics(self.run_dir / "metrics.csv", self.t_env, CSV_COLUMNS, self.log)
 
     def load_weights(self, path) -> dict:
-        """Load only the networks of a checkpoint (for watching or evaluating)."""
+        """Load only a checkpoint's networks into this run's actors (warm-starting from another run's policy);
+        they must fit this run's networks and environment. Watching and evaluating use `load_policy`."""
         meta, tensors = load_checkpoint(path, self.device)
         check_compatible(meta, self.fingerprint, meta.get("path", str(path)))
         load_actor_weights(self.agent, self.mixer, tensors["learner"])
@@ -324,11 +384,25 @@ class Trainer:
 
     def _log_updates(self, ums: list, extra: dict) -> None:
         for um in ums:  # every update is logged
+            bad = um.get("nonfinite")
+            if bad:
+                self.skipped_updates += 1
+                um = {**um, "skipped_updates": self.skipped_updates}
             self._row("update", {**um, **extra})  # the row's update count is this update's
             for k, v in um.items():
-                if k != "updates":
+                if k not in ("updates", "nonfinite"):
                     self.tb.add_scalar(f"update/{k}", v, um["updates"])
             self.cb.on_update({"t_env": self.t_env, **extra, **um})
+            if bad and self.cfg.run.on_nonfinite == "stop":
+                self._csv_file.flush()
+                raise DivergenceError(
+                    f"training diverged at update {um['updates']:,} ({self.t_env:,} env steps): non-finite {bad} "
+                    f"(loss {um['loss']}); stopped without writing a checkpoint (run.on_nonfinite = \"stop\"); "
+                    f"the last good checkpoint is {self.last_checkpoint or 'none (none was written yet)'}. "
+                    f"Lower learner.lr, or set run.on_nonfinite = \"skip\" to drop such updates")
+            if bad:
+                self.log(f"warning: update {um['updates']:,} skipped: non-finite {bad} (run.on_nonfinite = \"skip\"; "
+                         f"{self.skipped_updates} skipped so far)")
 
     def _step_hook(self, runner, t, rec, q, actions):
         return self.cb.on_step(StepContext(self.probe, self.env, t, rec, q, actions, self.t_env, self.epsilon()))
@@ -339,9 +413,40 @@ class Trainer:
         self.tb.close()
 
 
-def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resume=None, log=print) -> dict:
-    """Train until `run.t_max` env steps (or `callbacks.should_stop()`); returns a summary."""
-    tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log)
+class GracefulStop:
+    """Ctrl-C and SIGTERM ask the loop to stop after the round in progress and save (with the replay
+    buffer); a second Ctrl-C stops at once. Only in the main thread, where Python delivers signals."""
+
+    def __init__(self, log):
+        self.requested = False
+        self.log = log
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if not self.requested:
+            self.requested = True
+            self.log(f"{signal.Signals(signum).name}: stopping after this round and saving a checkpoint "
+                     f"with the replay buffer (Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resume=None, log=print,
+          overwrite: bool = False) -> dict:
+    """Train until `run.t_max` env steps (or `callbacks.should_stop()`, Ctrl-C, SIGTERM); returns a summary.
+    Every end but a divergence saves a checkpoint with the replay buffer."""
+    tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log, overwrite=overwrite)
     cb = tr.cb
     cb.on_start({"mode": "train", "run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
                  "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,
@@ -349,27 +454,29 @@ def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resu
                  "save": tr.save})  # `save()` writes a checkpoint now, e.g. from on_step
     last = None
     try:
-        limit = tr.cfg.run.time_limit_s
-        stopped = False
-        while tr.t_env < tr.cfg.run.t_max:
-            if cb.should_stop() or (limit and tr.wall >= limit):
-                stopped = cb.should_stop()
-                break
-            try:
-                last = tr.round()
-            except StopRequested:
-                stopped = True
-                break
-        tr.catch_up()
-        final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
-        if not stopped:  # a user's stop should be quick: skip the final evaluation
-            final_eval = tr.evaluate()
-            tr._row("eval", {"test_win_rate": final_eval["test_win_rate"], "test_return": final_eval["test_return"]})
-        ck = tr.save()
+        with GracefulStop(log) as sig:
+            limit = tr.cfg.run.time_limit_s
+            stopped = False
+            while tr.t_env < tr.cfg.run.t_max:
+                if cb.should_stop() or sig.requested or (limit and tr.wall >= limit):
+                    stopped = cb.should_stop() or sig.requested
+                    break
+                try:
+                    last = tr.round()
+                except StopRequested:
+                    stopped = True
+                    break
+            tr.catch_up()
+            final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
+            if not stopped:  # a user's stop should be quick: skip the final evaluation
+                final_eval = tr.evaluate()
+                tr._row("eval", {"test_win_rate": final_eval["test_win_rate"],
+                                 "test_return": final_eval["test_return"]})
+            ck = tr.save(with_buffer=True)
         summary = {"run_dir": str(tr.run_dir), "t_env": tr.t_env, "episodes": tr.episodes,
                    "updates": tr.updates, "final_test_win_rate": final_eval["test_win_rate"],
                    "final_test_return": final_eval["test_return"], "checkpoint": str(ck), "last_round": last,
-                   "stopped": stopped}
+                   "stopped": stopped, "skipped_updates": tr.skipped_updates}
         cb.on_end(summary)
         return summary
     finally:

@@ -124,7 +124,8 @@ def test_resume_continues_exactly(tmp_path, learner_process):
     a = Trainer(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", log=lambda *a: None)
     for _ in range(3):
         a.round()
-    ck = a.save()
+    a.save()
+    ck = tmp_path / "a" / "checkpoints" / "latest.pt"  # the one that keeps the replay buffer
     for _ in range(2):
         a.round()
     b = Trainer(None, resume=ck, run_dir=tmp_path / "b", log=lambda *a: None)

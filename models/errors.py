@@ -1,0 +1,44 @@
+"""The errors a user causes or must act on, and how each becomes one line for the CLI and the window.
+
+Each message names the thing (a key, a file, a directory) and what was expected; a traceback is for
+our own bugs, not for a missing file or a full disk.
+"""
+from __future__ import annotations
+
+import errno
+
+
+class WorkbenchError(Exception):
+    """A failure with a message a user can act on (shown without a traceback)."""
+
+
+class RunDirError(WorkbenchError, ValueError):
+    """A run directory cannot be used as asked (it holds another run, cannot be created, ...)."""
+
+
+class ResourceError(WorkbenchError, ValueError):
+    """A setting asks for more memory than the machine has; the message names the key and both sizes."""
+
+
+class DivergenceError(WorkbenchError, RuntimeError):
+    """Training produced a non-finite loss, gradient or Q-value and `run.on_nonfinite` is "stop"."""
+
+
+class CheckpointWriteError(WorkbenchError, OSError):
+    """A checkpoint could not be written; nothing partial is left and the previous one is intact."""
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def user_message(exc: BaseException) -> str | None:
+    """The one-line message for a failure the user caused (bad input, files, disk); None for a bug."""
+    if isinstance(exc, WorkbenchError):
+        return str(exc)
+    if isinstance(exc, OSError):  # a path we were given, or the disk
+        what = exc.filename if exc.filename is not None else ""
+        reason = exc.strerror or str(exc)
+        return f"{what}: {reason}" if what else reason
+    if isinstance(exc, ValueError):  # config, checkpoint and input errors name what is wrong
+        return str(exc)
+    return None
