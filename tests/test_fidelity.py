@@ -78,7 +78,7 @@ def test_zerglings_go_around_the_cliff_band_and_up_a_ramp():
         rec = env.step(np.where(rec.avail[:, :, 1], 1, 0))  # both colossi hold position on the plateau
         if rec.terminated[0]:
             break  # both colossi died: the zerglings did reach them
-        hurt = w.shield[0, :n].min() < 150
+        hurt |= bool(w.shield[0, :n].min() < 150)  # at any step: shields regenerate
         p = w.pos[0, n:]
         cells = np.floor(p).astype(int)
         assert not band[cells[:, 0], cells[:, 1]].any(), "a zergling entered the cliff band"
@@ -90,7 +90,7 @@ def test_zerglings_go_around_the_cliff_band_and_up_a_ramp():
             reached = t
             assert used_ramp[close].all(), "a zergling reached the colossus without using a ramp"
     assert reached is not None and reached > 6  # straight across the band would take ~5 steps
-    assert hurt or rec.terminated[0]  # they did attack
+    assert hurt  # they did attack (a colossus lost shields at some step)
 
 
 def test_colossi_do_not_collide_with_zerglings_but_zerglings_push_each_other():
