@@ -1,7 +1,7 @@
 """Unit types as data: loading and validating `data/units.json` under a stat profile.
 
 Everything here is in SC2's Normal-speed units (game seconds, map units per game second);
-`UnitTable` converts to per-tick numbers for the kernel.
+`type_table` converts them to per-tick numbers (a float64 table, columns `COLUMNS`) for the kernel.
 """
 from __future__ import annotations
 
