@@ -150,11 +150,17 @@ def _check_value(key: str, typ, value):
         raise ConfigError(f"{key}: expected a value >= 0, got {value!r}")
     if key in UNIT_INTERVAL and not 0 <= value <= 1:
         raise ConfigError(f"{key}: expected a value in [0, 1], got {value!r}")
-    if key in SEED_RANGE and not SEED_RANGE[key][0] <= value <= SEED_RANGE[key][1]:
-        lo, hi = SEED_RANGE[key]
-        raise ConfigError(f"{key}: expected a whole number in [{lo}, {hi}], got {value!r}")
+    if key in SEED_RANGE:
+        check_seed(key, value)
     if key == "run.name":
         check_run_name(value)
+    return value
+
+
+def check_seed(key: str, value) -> int:
+    lo, hi = SEED_RANGE["run.seed"]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{key}: expected a whole number in [{lo}, {hi}], got {value!r}")
     return value
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from .checkpoint import check_compatible, load_checkpoint
-from .config import from_dict
+from .config import check_seed, from_dict
 from .envs import make_env_for
 from .learner_host import build_networks, load_actor_weights
 from .runner import Runner
@@ -21,8 +21,9 @@ def load_policy(path, device="cpu"):
 
 
 def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu") -> dict:
-    if episodes < 1:
-        raise ValueError(f"--episodes must be >= 1, got {episodes}")
+    if not 1 <= episodes <= 100_000:
+        raise ValueError(f"--episodes: expected a whole number in [1, 100000], got {episodes}")
+    check_seed("--seed", seed)
     cfg, agent, mixer, meta = load_policy(path, device)
     env = make_env_for(cfg, episodes, seed, autoreset=False)
     info = env.get_env_info()
@@ -31,4 +32,4 @@ def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu
     runner = Runner(env, agent, torch.device(device), cfg.learner.gamma)
     b = runner.run(0.0, np.random.default_rng(seed))
     return {"win_rate": float(b.won.mean()), "return": float(b.episode_return.mean()),
-            "dead_enemies": float(b.dead_enemies.mean()), "episodes": int(b.size)}
+            "dead_enemies": float(b.dead_enemies.mean()), "episodes": int(b.size), "meta": meta}

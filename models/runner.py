@@ -41,6 +41,7 @@ class Runner:
         self.T = env.episode_limit
         self.hook = None
         self.mixer = None  # set by train() for the overestimation gauge
+        self.tracer = None  # an `EpisodeTrace` fed every executed step of its env (GUI snapshots)
 
     @torch.no_grad()
     def run(self, epsilon: float, rng: np.random.Generator) -> EpisodeBatch:
@@ -64,6 +65,9 @@ class Runner:
         last = torch.full((B, n), -1, dtype=torch.long, device=dev)
         obs[:, 0], state[:, 0], avail[:, 0] = rec.obs, rec.state, rec.avail
         self.last_rec = rec
+        tracer = self.tracer
+        if tracer is not None:
+            tracer.begin()
         for t in range(T):
             o = torch.from_numpy(rec.obs).to(dev)
             av = torch.from_numpy(rec.avail).to(dev)
@@ -87,6 +91,9 @@ class Runner:
             ep_return[ended] = rec.episode_return[ended]
             dead_enemies[ended] = rec.dead_enemies[ended]
             done |= ended
+            if tracer is not None and active[tracer.env_index]:
+                i = tracer.env_index
+                tracer.record(q[i], state[i, t], avail[i, t], acts[i], rec.reward[i], rec.terminated[i])
             last = torch.from_numpy(acts).to(dev)
             self.last_rec = rec
             if done.all():

@@ -17,7 +17,7 @@ from . import rundir
 from .buffer import describe_buffer
 from .checkpoint import (check_compatible, fingerprint_differences, link_checkpoint, load_checkpoint,
                          remove_stale_temps, save_checkpoint)
-from .config import Config, from_dict
+from .config import Config, apply_overrides, from_dict
 from .envs import make_env_for
 from .errors import DivergenceError, RunDirError
 from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
@@ -25,6 +25,7 @@ from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_wei
 from .probe import Probe
 from .resources import check_memory
 from .runner import Runner, epsilon_at
+from .trace import EpisodeTrace
 
 CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
                "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
@@ -67,9 +68,10 @@ class StepContext:
     """What `Callbacks.on_step` sees: one acting step (before the env steps), with probes on demand."""
 
     def __init__(self, probe: Probe, env, t: int, rec, q: torch.Tensor, actions: np.ndarray, t_env: int,
-                 epsilon: float):
+                 epsilon: float, trace: EpisodeTrace | None = None):
         self.probe_, self.env, self.t, self.rec, self.q, self.actions = probe, env, t, rec, q, actions
         self.t_env, self.epsilon = t_env, epsilon
+        self.trace = trace  # env 0's episode so far and its last finished one
 
     @property
     def world(self):
@@ -116,7 +118,8 @@ class Trainer:
     unless `overwrite`."""
 
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
-                 callbacks: Callbacks | None = None, log=print, overwrite: bool = False):
+                 callbacks: Callbacks | None = None, log=print, overwrite: bool = False,
+                 overrides: list[str] | None = None):
         self.cb = callbacks or Callbacks()
         self.log = log
         ckpt = None
@@ -125,8 +128,8 @@ class Trainer:
             if meta.get("fallback"):
                 log(meta["fallback"])
             ckpt = (meta, tensors)
-            if cfg is None:  # a config given with a checkpoint may change run.* keys (e.g. train longer)
-                cfg = from_dict(meta["config"])
+            if cfg is None:  # the checkpoint's own config; overrides may change run.* keys (e.g. train longer)
+                cfg = apply_overrides(from_dict(meta["config"]), overrides or [])
             if run_dir is None:
                 run_dir = rundir.of_checkpoint(resume)
             else:  # continuing elsewhere: a new directory, unless it is the checkpoint's own
@@ -195,7 +198,12 @@ class Trainer:
             self.log(f"removed {len(gone)} temp file(s) left by an interrupted save: "
                      + ", ".join(p.name for p in gone))
         if ckpt is not None:
-            self._restore(*ckpt)
+            try:
+                self._restore(*ckpt)
+            except KeyError as e:  # a digest guards against corruption; this is a file written by other code
+                from .checkpoint import CheckpointError
+
+                raise CheckpointError(f"{ckpt[0]['path']} has malformed metadata: missing {e}") from None
         tmp = self.run_dir / "config.toml.tmp"
         tmp.write_text(cfg.to_toml())
         tmp.replace(self.run_dir / "config.toml")
@@ -325,7 +333,10 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         eps = self.epsilon()
-        self.runner.hook = self._step_hook if self.cb.wants_steps() else None
+        steps = self.cb.wants_steps()
+        self.runner.hook = self._step_hook if steps else None
+        if steps and self.runner.tracer is None:
+            self.runner.tracer = EpisodeTrace(self.probe, cfg.learner.gamma)
         batch = self.runner.run(eps, self.rng)
         self.host.submit(batch)  # a learner process starts on it at once
         steps = int(batch.length.sum())
@@ -405,7 +416,8 @@ class Trainer:
                          f"{self.skipped_updates} skipped so far)")
 
     def _step_hook(self, runner, t, rec, q, actions):
-        return self.cb.on_step(StepContext(self.probe, self.env, t, rec, q, actions, self.t_env, self.epsilon()))
+        return self.cb.on_step(StepContext(self.probe, self.env, t, rec, q, actions, self.t_env, self.epsilon(),
+                                           runner.tracer))
 
     def close(self) -> None:
         self.host.close()
@@ -442,11 +454,13 @@ class GracefulStop:
         return False
 
 
-def train(config: Config, callbacks: Callbacks | None = None, run_dir=None, resume=None, log=print,
-          overwrite: bool = False) -> dict:
+def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=None, resume=None, log=print,
+          overwrite: bool = False, overrides: list[str] | None = None) -> dict:
     """Train until `run.t_max` env steps (or `callbacks.should_stop()`, Ctrl-C, SIGTERM); returns a summary.
-    Every end but a divergence saves a checkpoint with the replay buffer."""
-    tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log, overwrite=overwrite)
+    Every end but a divergence saves a checkpoint with the replay buffer. With `resume` and no `config`,
+    the checkpoint's config plus `overrides` is used."""
+    tr = Trainer(config, run_dir=run_dir, resume=resume, callbacks=callbacks, log=log, overwrite=overwrite,
+                 overrides=overrides)
     cb = tr.cb
     cb.on_start({"mode": "train", "run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
                  "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,

@@ -9,6 +9,7 @@ from .envs import make_env_for
 from .evaluate import load_policy
 from .probe import Probe
 from .runner import Runner
+from .trace import EpisodeTrace
 from .train import Callbacks, StepContext, StopRequested
 
 
@@ -18,10 +19,11 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
     probe = Probe(agent, mixer, cfg.algo.res_beta if cfg.algo.res else None)
     runner = Runner(env, agent, torch.device(device), cfg.learner.gamma)
     runner.mixer = mixer
+    runner.tracer = EpisodeTrace(probe, cfg.learner.gamma)
     rng = np.random.default_rng(seed)
     state = {"t_env": 0, "episodes": 0}
     runner.hook = lambda r, t, rec, q, acts: callbacks.on_step(
-        StepContext(probe, env, t, rec, q, acts, state["t_env"], 0.0))
+        StepContext(probe, env, t, rec, q, acts, state["t_env"], 0.0, runner.tracer))
     callbacks.on_start({"mode": "watch", "checkpoint": meta["path"], "config": cfg.to_dict(),
                         "env_info": env.get_env_info(), "algorithm": meta["algorithm"], "t_env": meta["t_env"],
                         "run_dir": meta.get("run_dir", "")})

@@ -145,10 +145,14 @@ def test_killed_trainer_is_reported_and_the_window_stays_usable(qtbot, window):
     assert "died" in w.log_view.toPlainText() and "TRAINER ERROR" in w.log_view.toPlainText()
     assert w.controls.start.isEnabled() and w.state.mode == "idle"
     assert os.path.exists(os.path.join(run_dir, "metrics.csv"))
-    # an exception inside the trainer arrives with its traceback
+    # a user's mistake inside the trainer arrives as the CLI's one line, naming the file, not a traceback
     w.client.start("watch", {"checkpoint": "/nonexistent/ckpt.pt"})
+    qtbot.waitUntil(lambda: w.state.error is not None and "/nonexistent/ckpt.pt" in w.state.error, timeout=WAIT)
+    assert "does not exist" in w.state.error and "Traceback" not in w.state.error
+    qtbot.waitUntil(lambda: not w.client.alive(), timeout=10_000)
+    # a bug (here: a mode that does not exist) keeps its traceback
+    w.client.start("nonsense", {})
     qtbot.waitUntil(lambda: w.state.error is not None and "Traceback" in w.state.error, timeout=WAIT)
-    assert "CheckpointError" in w.log_view.toPlainText()
 
 
 def test_checkpoint_saved_from_the_gui_loads_in_watch_mode(qtbot, window):

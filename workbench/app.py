@@ -22,6 +22,7 @@ from .state import PRESET_PREFIX, WorkbenchState  # noqa: E402
 REFRESH_MS = 30  # ~33 Hz: at least 30 Hz with timer slack
 TRAINER_TORCH_THREADS = int(os.environ.get("QMIX_WORKBENCH_TORCH_THREADS", "1"))
 TRAINER_NUMBA_THREADS = int(os.environ.get("QMIX_WORKBENCH_NUMBA_THREADS", "1"))
+CLOSE_SAVE_TIMEOUT_S = 60.0  # how long closing the window waits for the trainer's final save
 CURVES_EVERY_S = 0.5  # the curves move slowly; redrawing their 16 axes is the costliest paint
 
 
@@ -106,6 +107,7 @@ class MainWindow(QMainWindow):
         self._last_curves = 0.0
         self._messages_shown = 0
         self._error_shown = None
+        self._status_red = False
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.PreciseTimer)
         self.timer.timeout.connect(self.refresh)
@@ -169,6 +171,8 @@ class MainWindow(QMainWindow):
         except (CheckpointError, ValueError) as e:
             self._log(f"cannot watch {path}: {e}")
             return
+        if meta.get("fallback"):
+            self._log(meta["fallback"])
         self._reset_views(keep_curves=True)
         self.arena.set_scenario(cfg.env.map_name, cfg.env.profile)
         self.state.mode = "watch"
@@ -191,15 +195,20 @@ class MainWindow(QMainWindow):
         self.state.load_metrics(metrics)
         self.state.run_dir = str(p)
         self.curves.show_state(self.state)
-        ck = p / "checkpoints" / "latest.pt"
-        if ck.exists():
-            self.watch_checkpoint(str(ck))
+        ck = p / "checkpoints"
+        if ck.is_dir() and any(ck.glob("*.pt")):
+            self.watch_checkpoint(str(p))  # latest.pt, or the newest readable t*.pt (and it says which)
         else:
             self._log(f"{run_dir}: curves loaded; no checkpoint to watch yet")
 
     def stop(self):
-        self.client.stop()
-        self._log("stopped")
+        """Ask the trainer to stop; it saves a checkpoint (with the replay buffer) and exits by itself, while
+        the window keeps refreshing."""
+        if not self.client.alive():
+            return
+        self.client.send("stop")
+        self._log("stopping: saving a checkpoint with the replay buffer" if self.state.mode == "train"
+                  else "stopping")
 
     def force_action(self, agent: int, action: int):
         """Intervene: force `action` for `agent` in env 0 and step once (only while paused)."""
@@ -317,13 +326,22 @@ class MainWindow(QMainWindow):
         fs = self.frame_stats()
         mode = st.mode + (" (paused)" if st.paused else "")
         err = "   |   TRAINER ERROR (see Messages)" if st.error else ""
+        if st.alert:
+            err += f"   |   {st.alert}"
+        alarm = bool(st.error or st.alert)
+        if alarm != self._status_red:  # a style change re-polishes the label: only on change
+            self._status_red = alarm
+            self.status.setStyleSheet("color: #ff5555; font-weight: bold;" if alarm else "")
         self.status.setText(f"{mode}   |   {st.t_env:,} env steps   |   {st.episodes:,} episodes   |   "
                             f"{st.steps_per_s:,.0f} steps/s   |   panels {fs['hz']:.0f} Hz   |   "
                             f"run: {st.run_dir or '-'}{err}")
 
     def closeEvent(self, event):
         self.timer.stop()
-        self.client.stop(timeout=5.0)
+        self.hide()
+        # the trainer saves a checkpoint with the replay buffer before it exits (a few seconds for a full
+        # 2c buffer); a kill during that save would still leave the previous checkpoint intact
+        self.client.stop(timeout=CLOSE_SAVE_TIMEOUT_S)
         super().closeEvent(event)
 
 

@@ -9,14 +9,18 @@ import time
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="qmix-workbench",
                                 description="QMIX Workbench. Without a command, opens the app.")
+    p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = p.add_subparsers(dest="cmd")
     t = sub.add_parser("train", help="train headless (progress bar, run directory under runs/)")
     t.add_argument("--preset", help="preset name (see `presets`), e.g. qmix_2c_vs_64zg")
     t.add_argument("--config", help="path to your own TOML config (applied after the preset)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a config key, e.g. --set learner.lr=0.0005 (repeatable)")
-    t.add_argument("--resume", metavar="RUN_DIR", help="resume a run from its latest checkpoint")
-    t.add_argument("--run-dir", help="write the run here instead of runs/<name>_<time>")
+    t.add_argument("--resume", metavar="RUN_DIR",
+                   help="resume a run (a run directory or one of its checkpoints); it writes into that run directory")
+    t.add_argument("--run-dir", help="write the run here instead of runs/<name>_<time> (must not hold a run)")
+    t.add_argument("--overwrite", action="store_true",
+                   help="with --run-dir: delete the run already there and start clean")
     e = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
     e.add_argument("checkpoint", help="checkpoint file or run directory")
     e.add_argument("--episodes", type=int, default=32)
@@ -35,6 +39,8 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="frame.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
     args = p.parse_args(argv)
+    from models.errors import DivergenceError, user_message
+
     try:
         if args.cmd is None:
             from workbench.app import run_app
@@ -42,9 +48,16 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables}[args.cmd](args)
-    except (ValueError, TypeError) as exc:  # config, checkpoint and input errors name what is wrong
-        print(f"qmix-workbench: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:  # noqa: BLE001 - a user's mistake is one line; our bug keeps its traceback
+        msg = user_message(exc)
+        if msg is None or args.debug:
+            raise
+        print(f"qmix-workbench: error: {msg}", file=sys.stderr)
+        return EXIT_DIVERGED if isinstance(exc, DivergenceError) else EXIT_USER_ERROR
+
+
+EXIT_USER_ERROR = 2  # bad input: a key, a file, a directory; or the disk
+EXIT_DIVERGED = 3  # training stopped on a non-finite loss, gradient or Q-value
 
 
 def _presets(args) -> int:
@@ -68,17 +81,32 @@ def _maps(args) -> int:
 
 
 class ProgressBar:
-    """One self-rewriting line: env steps, steps/s, win rate, epsilon (a Callbacks for `train`)."""
+    """Training progress (a `Callbacks` for `train`): a tqdm bar with ETA on a terminal; on a log file or
+    pipe, one plain line every `every_s` seconds instead of a flood of carriage returns."""
 
-    def __init__(self, t_max: int, stream=sys.stderr):
-        self.t_max, self.stream = t_max, stream
-        self.win = float("nan")
-        self.test = float("nan")
-        self.last = 0.0
+    def __init__(self, stream=None, every_s: float = 30.0):
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every_s = every_s
+        self.win = self.test = self.loss = float("nan")
+        self.eps = float("nan")
+        self.sps = 0.0
+        self.t = self.t0 = 0
+        self.t_max = 1
+        self.bar = None
+        self.start = self.last = time.monotonic()
 
     def on_start(self, info):
+        from tqdm import tqdm
+
         print(f"run directory: {info['run_dir']}  ({info['algorithm']} on {info['env_info']['n_agents']} agents, "
               f"device {info['device']})", file=self.stream)
+        self.t_max = info["config"]["run"]["t_max"]
+        self.t = self.t0 = info["t_env"]
+        self.start = self.last = time.monotonic()
+        if self.tty:
+            self.bar = tqdm(total=self.t_max, initial=self.t, unit="step", unit_scale=True, file=self.stream,
+                            dynamic_ncols=True, mininterval=0.5, smoothing=0.05)
 
     def on_episode(self, m):
         self.win = m["won"] if self.win != self.win else 0.98 * self.win + 0.02 * m["won"]
@@ -86,24 +114,52 @@ class ProgressBar:
         self.t = m["t_env"]
 
     def on_update(self, m):
-        now = time.monotonic()
-        if now - self.last < 0.5:
-            return
-        self.last = now
-        frac = min(m["t_env"] / self.t_max, 1.0)
-        bar = "#" * int(frac * 30)
-        self.sps = m.get("steps_per_s", getattr(self, "sps", 0.0))  # absent on the updates caught up at the end
-        self.stream.write(f"\r[{bar:30s}] {m['t_env']:>10,d}/{self.t_max:,d} steps  {self.sps:>6,.0f} steps/s  "
-                          f"win {self.win:5.1%}  test {self.test:5.1%}  eps {self.eps:.3f}  loss {m['loss']:.4f}")
-        self.stream.flush()
+        self.t = m["t_env"]
+        self.loss = m["loss"]
+        self.sps = m.get("steps_per_s", self.sps)  # absent on the updates caught up at the end
+        self._show()
 
     def on_eval(self, m):
         self.test = m["test_win_rate"]
+        self._show()
+
+    def _postfix(self) -> str:
+        return (f"win {self.win:5.1%}  test {self.test:5.1%}  eps {self.eps:.3f}  loss {self.loss:.4f}  "
+                f"{self.sps:,.0f} steps/s")
+
+    def _show(self):
+        now = time.monotonic()
+        if self.bar is not None:
+            self.bar.update(min(self.t, self.t_max) - self.bar.n)
+            if now - self.last >= 0.5:
+                self.last = now
+                self.bar.set_postfix_str(self._postfix(), refresh=False)
+        elif now - self.last >= self.every_s:
+            self.last = now
+            self._line(now)
+
+    def _line(self, now):
+        from tqdm import tqdm
+
+        meter = tqdm.format_meter(min(self.t, self.t_max), self.t_max, now - self.start, unit="steps",
+                                  unit_scale=True, initial=self.t0,
+                                  bar_format="{percentage:3.0f}% {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]")
+        print(f"{meter}  {self._postfix()}", file=self.stream, flush=True)
 
     def on_end(self, s):
-        self.stream.write("\n")
-        print(f"done: {s['t_env']:,d} env steps, final test win rate {s['final_test_win_rate']:.1%}, "
-              f"checkpoint {s['checkpoint']}", file=self.stream)
+        if self.bar is not None:
+            self.bar.update(min(s["t_env"], self.t_max) - self.bar.n)
+            self.bar.close()
+        else:
+            self._line(time.monotonic())
+        won = s["final_test_win_rate"]
+        print(f"done: {s['t_env']:,d} env steps, final test win rate "
+              f"{'(skipped: stopped early)' if won != won else f'{won:.1%}'}, checkpoint {s['checkpoint']}",
+              file=self.stream)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
     # the rest of the Callbacks interface
     def on_checkpoint(self, path):
@@ -120,40 +176,40 @@ def _train(args) -> int:
     from models.config import apply_file, apply_overrides, load_config
     from models.train import train
 
-    if args.resume:
-        if args.preset or args.config:
-            raise ValueError("--resume takes the run's own config; drop --preset/--config")
-        from models.checkpoint import load_checkpoint
-        from models.config import from_dict
-
-        meta, _ = load_checkpoint(args.resume)
-        cfg = from_dict(meta["config"])
-        other = [s for s in args.overrides if not s.strip().startswith("run.")]
-        if other:
-            raise ValueError(f"--resume keeps the run's networks and environment; only run.* keys (t_max, "
-                             f"time_limit_s, intervals, ...) can change, not {', '.join(other)}")
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    bar = ProgressBar()
+    try:
+        if args.resume:
+            if args.preset or args.config:
+                raise ValueError("--resume takes the run's own config; drop --preset/--config")
+            other = [s for s in args.overrides if not s.strip().startswith("run.")]
+            if other:
+                raise ValueError(f"--resume keeps the run's networks and environment; only run.* keys (t_max, "
+                                 f"time_limit_s, intervals, ...) can change, not {', '.join(other)}")
+            train(None, callbacks=bar, resume=args.resume, run_dir=args.run_dir, overwrite=args.overwrite,
+                  overrides=args.overrides, log=log)
+            return 0
+        if not args.preset and not args.config:
+            raise ValueError("train needs --preset NAME or --config FILE (see `qmix-workbench presets`)")
+        cfg = load_config(args.preset) if args.preset else None
+        if args.config:
+            cfg = apply_file(cfg, args.config)
         cfg = apply_overrides(cfg, args.overrides)
-        bar = ProgressBar(cfg.run.t_max)
-        train(cfg, callbacks=bar, resume=args.resume, log=lambda m: print(m, file=sys.stderr))
+        train(cfg, callbacks=bar, run_dir=args.run_dir, overwrite=args.overwrite, log=log)
         return 0
-    if not args.preset and not args.config:
-        raise ValueError("train needs --preset NAME or --config FILE (see `qmix-workbench presets`)")
-    cfg = load_config(args.preset) if args.preset else None
-    if args.config:
-        cfg = apply_file(cfg, args.config)
-    cfg = apply_overrides(cfg, args.overrides)
-    train(cfg, callbacks=ProgressBar(cfg.run.t_max), run_dir=args.run_dir, log=lambda m: print(m, file=sys.stderr))
-    return 0
+    finally:
+        bar.close()
 
 
 def _eval(args) -> int:
-    from models.checkpoint import load_checkpoint
     from models.config import from_dict
     from models.evaluate import evaluate_checkpoint
 
-    meta, _ = load_checkpoint(args.checkpoint)
-    cfg = from_dict(meta["config"])
     res = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+    meta = res["meta"]
+    if meta.get("fallback"):
+        print(meta["fallback"], file=sys.stderr)
+    cfg = from_dict(meta["config"])
     print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
           f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
           f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")

@@ -80,6 +80,8 @@ class WorkbenchState:
         self.messages: list[str] = []
         self.last_checkpoint: str | None = None
         self.watch_episodes: list[dict] = []
+        self.nonfinite: list[tuple[int, int, str]] = []  # (t_env, update, quantity) of each non-finite update
+        self.alert: str | None = None  # a warning the status bar shows in red until the next run
 
     # ---- messages from the trainer ------------------------------------------------------------------
     def ingest(self, messages) -> None:
@@ -108,6 +110,12 @@ class WorkbenchState:
                 for k in ("loss", "td_error", "steps_per_s", "qtot_taken", "res_softmax_value", "max_value"):
                     if k in m:
                         self.series[k].append(m["t_env"], m[k])
+                if m.get("nonfinite"):
+                    self.nonfinite.append((m["t_env"], m["updates"], m["nonfinite"]))
+                    self.alert = (f"non-finite {m['nonfinite']} at update {m['updates']:,} "
+                                  f"({len(self.nonfinite)} so far)")
+                    self.messages.append(f"NON-FINITE {m['nonfinite']} at update {m['updates']:,} "
+                                         f"({m['t_env']:,} env steps)")
             elif kind == "eval":
                 self.series["test_win_rate"].append(m["t_env"], m["test_win_rate"])
             elif kind in ("checkpoint", "saved"):

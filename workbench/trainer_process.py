@@ -14,12 +14,6 @@ import traceback
 import numpy as np
 
 
-def torch_stack(tensors):
-    import torch
-
-    return torch.stack(list(tensors))
-
-
 def _probe_dict(r) -> dict:
     return {"q": r.q, "avail": r.avail, "chosen": r.chosen, "greedy": r.greedy, "qtot_chosen": r.qtot_chosen,
             "qtot_greedy": r.qtot_greedy, "joint": None if r.joint is None else r.joint.astype(np.float32),
@@ -30,31 +24,21 @@ def _probe_dict(r) -> dict:
 class ProcessCallbacks:
     """`models.train.Callbacks` that talks to the GUI through queues."""
 
-    def __init__(self, cmd_q, msg_q, snap_q, snapshot_hz: float, gamma: float = 0.99):
+    def __init__(self, cmd_q, msg_q, snap_q, snapshot_hz: float):
         self.cmd_q, self.msg_q, self.snap_q = cmd_q, msg_q, snap_q
         self.period = 1.0 / snapshot_hz if snapshot_hz > 0 else float("inf")
-        self.gamma = gamma
         self.paused = False
         self.stop = False
         self.step_once = False
         self.forced: dict[int, int] = {}
         self.last_snap = 0.0
         self.save_fn = None
-        self.trace = self._new_trace()
-        self.pending: list = []
-        self.last_episode = None
-        self.env0_done = False
-        self.episode0 = 0
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
         self.last_poll = 0.0
         self.step_period = 0.0  # watch mode: seconds per env step, so a person can follow the battle
         self.last_step = 0.0
         self.parent = os.getppid()
-
-    @staticmethod
-    def _new_trace():
-        return {"qtot": [], "greedy": [], "res": [], "credit": [], "reward": []}
 
     # ---- messages up ----------------------------------------------------------------------------
     def send(self, kind, payload=None):
@@ -65,7 +49,6 @@ class ProcessCallbacks:
 
     def on_start(self, info):
         self.save_fn = info.pop("save", None)
-        self.gamma = info["config"]["learner"]["gamma"]
         self.send("start", info)
 
     def on_episode(self, m):
@@ -156,7 +139,6 @@ class ProcessCallbacks:
         if now - self.last_poll >= 0.01:  # a queue poll costs more than a step of bookkeeping
             self.last_poll = now
             self._poll(ctx)
-        self._trace(ctx)
         if self.stop:
             raise StopRequested
         if self.paused:
@@ -171,7 +153,6 @@ class ProcessCallbacks:
             self.step_once = False
         acts = self._apply_forced(ctx.actions)
         self.forced.clear()
-        self._record(ctx, acts)
         if self.step_period > 0:
             wait = self.last_step + self.step_period - time.monotonic()
             if wait > 0:
@@ -184,54 +165,16 @@ class ProcessCallbacks:
         self.prev_actions = acts[0].copy()
         return acts if acts is not ctx.actions else None
 
-    def _trace(self, ctx):
-        rec = ctx.rec
-        if ctx.t == 0:
-            self.pending = []
-            self.trace = self._new_trace()
-            self.env0_done = False
-            self.episode0 += 1
-        elif not self.env0_done:
-            self.trace["reward"].append(float(rec.reward[0]))
-            if rec.terminated[0]:
-                self._flush(ctx.probe_)
-                self.env0_done = True
-                from models.episode import discounted_returns
-
-                r = np.array(self.trace["reward"])[None]
-                G = discounted_returns(r, np.ones_like(r, dtype=bool), self.gamma)[0]
-                self.last_episode = {k: list(v) for k, v in self.trace.items()}
-                self.last_episode["return_to_go"] = G.tolist()
-
-    def _record(self, ctx, acts):
-        """Keep env 0's inputs for this step with the joint action actually executed (forced ones
-        included); the trace values are computed in one batch when someone looks (`_flush`)."""
-        if not self.env0_done:
-            self.pending.append((ctx.q[0].clone(), ctx.rec.state[0].copy(), ctx.rec.avail[0].copy(),
-                                 acts[0].copy()))
-
-    def _flush(self, probe):
-        if not self.pending:
-            return
-        q, st, av, ch = zip(*self.pending)
-        self.pending = []
-        v = probe.trace_batch(torch_stack(q), np.stack(st), np.stack(av), np.stack(ch))
-        tr = self.trace
-        tr["qtot"] += v["qtot"].tolist()
-        tr["greedy"] += v["greedy"].tolist()
-        tr["res"] += [None] * len(q) if v["res"] is None else v["res"].tolist()
-        tr["credit"] += [None] * len(q) if v["credit"] is None else v["credit"].tolist()
-
     def _snapshot(self, ctx, actions):
-        self._flush(ctx.probe_)
         world = ctx.world
         pr = ctx.probe(0, chosen=actions[0])
-        snap = {"t": ctx.t, "t_env": ctx.t_env, "epsilon": ctx.epsilon, "episode": self.episode0,
+        tr = ctx.trace  # env 0's episode, kept by the runner (it sees every step, the last one included)
+        snap = {"t": ctx.t, "t_env": ctx.t_env, "epsilon": ctx.epsilon, "episode": tr.episode,
                 "paused": self.paused, "probe": _probe_dict(pr),
                 "world": world.snapshot(0) if world is not None else None,
                 "payoff": ctx.env.payoff_of(0) if hasattr(ctx.env, "payoff_of") else None,
-                "trace": {k: list(v) for k, v in self.trace.items()}, "last_episode": self.last_episode,
-                "env0_done": self.env0_done, "reward": float(ctx.rec.reward[0]), "time": time.time(),
+                "trace": tr.current(), "last_episode": tr.last,
+                "env0_done": tr.done, "reward": float(ctx.rec.reward[0]), "time": time.time(),
                 "executed": None if ctx.t == 0 or self.prev_actions is None else self.prev_actions.tolist()}
         # latest wins: when the GUI has not drained the queue, drop the oldest snapshot, not this one
         for _ in range(3):
@@ -275,9 +218,13 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
 
             watch(payload["checkpoint"], cb, seed=payload.get("seed", 0))
         else:
-            raise ValueError(f"unknown trainer mode {mode!r}")
-    except BaseException:
-        msg_q.put(("error", traceback.format_exc()))
+            raise RuntimeError(f"unknown trainer mode {mode!r}")  # the window sends only the two above
+    except BaseException as exc:
+        from models.errors import user_message
+
+        # a user's mistake (a missing file, a full disk, a diverged run) is one line, as in the CLI
+        msg = user_message(exc) if isinstance(exc, Exception) else None
+        msg_q.put(("error", msg if msg is not None else traceback.format_exc()))
         code = 1
     finally:
         msg_q.close()

@@ -55,6 +55,13 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             for series, name, colour, smooth in items:
                 c = p.plot(pen=pg.mkPen(colour, width=2), name=name)
                 self.curves[series] = (c, smooth, p)
+        # updates whose loss, gradients or Q-values were not finite: red crosses on the loss plot, where the
+        # curve (which cannot draw NaN) would otherwise just stop
+        self.loss_plot = self.curves["loss"][2]
+        self.nonfinite_marks = pg.ScatterPlotItem(symbol="x", size=14, pen=pg.mkPen((255, 60, 60), width=2),
+                                                  brush=None, name="non-finite update")
+        self.loss_plot.addItem(self.nonfinite_marks)
+        self.marks_shown = 0
         self.points = 0
 
     def show_state(self, state) -> None:
@@ -69,6 +76,15 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             curve.setData(x, y)
             total += s.n
             shown.setdefault(p, []).append((x, y))
+        if len(state.nonfinite) != self.marks_shown:
+            self.marks_shown = len(state.nonfinite)
+            x = np.array([t for t, _, _ in state.nonfinite], dtype=float)
+            loss = state.series["loss"]
+            # at the last finite loss before each mark (the plot's floor when there is none)
+            y = np.interp(x, loss.x, loss.y) if loss.n else np.zeros_like(x)
+            self.nonfinite_marks.setData(x, y)
+            xys = shown.setdefault(self.loss_plot, [])
+            xys.append((x, y))
         for p, xys in shown.items():
             hi = x_extent(max(float(x[-1]) for x, _ in xys if len(x)) if any(len(x) for x, _ in xys) else 0.0)
             set_view_range(p, "x", 0.0, hi, padding=0.01)
