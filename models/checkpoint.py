@@ -38,7 +38,8 @@ def payload_digest(meta_json: str, tensors: dict) -> str:
         if isinstance(x, torch.Tensor):
             t = x.detach().cpu().contiguous()
             h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy())
+            if t.numel():
+                h.update(t.reshape(-1).view(torch.uint8).numpy())
         elif isinstance(x, dict):
             h.update(b"{")
             for k in sorted(x, key=lambda k: (type(k).__name__, str(k))):
@@ -122,7 +123,9 @@ def _fsync_dir(d: Path) -> None:
 
 
 def _write_failure(path: Path, e: Exception) -> str:
-    prev = f"the previous checkpoint {path} is intact" if path.exists() else f"no earlier {path.name} existed"
+    latest = path.parent / "latest.pt"
+    before = path if path.exists() else latest if latest.exists() else None
+    prev = f"the previous checkpoint {before} is intact" if before else "no checkpoint had been written before"
     no_space = isinstance(e, OSError) and e.errno in NO_SPACE
     if not no_space and isinstance(e, RuntimeError):
         no_space = "No space left" in str(e) or "file write failed" in str(e)

@@ -198,4 +198,6 @@ class Learner:
             self.mixer.load_state_dict(d["mixer"])
             self.target_mixer.load_state_dict(d["target_mixer"])
         self.optim.load_state_dict(d["optim"])
+        for g in self.optim.param_groups:  # the saved state carries the old rate: this run's config decides
+            g["lr"] = self.cfg.learner.lr
         self.updates = int(d["updates"])

@@ -480,9 +480,11 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
                 except StopRequested:
                     stopped = True
                     break
-            tr.catch_up()
             final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
-            if not stopped:  # a user's stop should be quick: skip the final evaluation
+            # a stop keeps the learner's rounds pending in the checkpoint, so a resume goes on exactly as if
+            # never stopped; the end of training hands them to the actors, evaluates and saves what was learnt
+            if not stopped:
+                tr.catch_up()
                 final_eval = tr.evaluate()
                 tr._row("eval", {"test_win_rate": final_eval["test_win_rate"],
                                  "test_return": final_eval["test_return"]})

@@ -180,6 +180,23 @@ def test_matrix_game_shows_learned_table_beside_payoff(qtbot, window):
     assert w.joint.cells[1][0].toPlainText() == "8.00"  # true payoff [0, 0]
 
 
+def test_non_finite_updates_show_in_red_and_on_the_loss_curve(qtbot, window):
+    w = window
+    w.controls.scenario.setCurrentText("matrix_mild")
+    w.start_training(["learner.lr=1e30", 'run.on_nonfinite="skip"', "run.t_max=200000"])
+    qtbot.waitUntil(lambda: len(w.state.nonfinite) >= 2, timeout=WAIT)
+    qtbot.waitUntil(lambda: len(w.curves.nonfinite_marks.data) >= 2, timeout=5_000)  # curves redraw at 2 Hz
+    assert "non-finite" in w.status.text() and "ff5555" in w.status.styleSheet()
+    assert "NON-FINITE" in w.log_view.toPlainText()
+    w.stop()
+    qtbot.waitUntil(lambda: not w.client.alive(), timeout=30_000)
+    # "stop" (the default): the run ends with the CLI's one line, shown as a trainer error in red
+    w.start_training(["learner.lr=1e30", "run.t_max=200000"])
+    qtbot.waitUntil(lambda: w.state.error is not None, timeout=WAIT)
+    assert "diverged at update" in w.state.error and "Traceback" not in w.state.error
+    assert "TRAINER ERROR" in w.status.text() and "ff5555" in w.status.styleSheet()
+
+
 def test_closing_leaves_no_child_process(qtbot, tmp_path):
     w = MainWindow(runs_dir=str(tmp_path / "runs"))
     qtbot.addWidget(w)
@@ -224,6 +241,12 @@ def test_open_run_directory_loads_curves_and_watches(qtbot, window, tmp_path):
     w.open_run_dir(s["run_dir"])
     assert w.state.series["return"].n > 0 and w.state.series["loss"].n > 0
     qtbot.waitUntil(lambda: w.state.mode == "watch" and w.state.snapshots_seen >= 1, timeout=WAIT)
+    # one battle in watch mode: its last step reaches the trace, so the finished episode and its
+    # overestimation show (they never did when the step hook alone fed the trace)
+    qtbot.waitUntil(lambda: (w.state.snapshot or {}).get("last_episode") is not None, timeout=WAIT)
+    w._show_snapshot()
+    assert len(w.state.snapshot["last_episode"]["qtot"]) == 2  # both steps of the two-step game
+    assert w.qtot.label.toPlainText().startswith("last episode: mean Qtot - return =")
     w.open_run_dir(str(tmp_path / "nothing-here"))
     assert "not a run directory" in w.log_view.toPlainText()
 

@@ -28,7 +28,7 @@ class Series:
         self.n = 0
 
     def append(self, x: float, y: float) -> None:
-        if y is None or (isinstance(y, float) and np.isnan(y)):
+        if y is None or not np.isfinite(y):  # a non-finite update is marked on its own, not drawn as a point
             return
         if self.n == len(self._x):
             self._x = np.concatenate([self._x, np.zeros_like(self._x)])

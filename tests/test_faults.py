@@ -1,0 +1,490 @@
+"""Faults a hostile user or a bad day brings: divergence, kills, corruption, full disks, reused and escaping
+run directories, torn logs, huge settings, and every CLI error path. Each test names the case it covers
+(the numbers of the reliability issue) and asserts what survives."""
+import csv
+import multiprocessing as mp
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import checkpoint as ckmod
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.config import ConfigError, load_config
+from models.errors import CheckpointWriteError, DivergenceError, ResourceError, RunDirError
+from models.train import Callbacks, Trainer, train
+from workbench.cli import main as cli
+
+QUIET = dict(log=lambda *a: None)
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+           "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=100000",
+           "run.save_interval=0"]
+MILD = ["run.t_max=640"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _rows(run, upto=None):
+    with open(Path(run) / "metrics.csv") as f:
+        rows = [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in csv.DictReader(f)]
+    return rows if upto is None else [r for r in rows if int(r["t_env"]) <= upto]
+
+
+def _one_line_error(capsys, rc, expected_rc=2):
+    err = capsys.readouterr().err
+    assert rc == expected_rc, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("qmix-workbench: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _mild_run(tmp_path, name="run", extra=()):
+    run = tmp_path / name
+    train(load_config("qmix_matrix_mild", MILD + list(extra)), run_dir=run, **QUIET)
+    return run
+
+
+def _cli_subprocess(args, **kw):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", *args], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+
+
+def _wait_for(cond, timeout=120.0, what="condition"):
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+# ---- 1. divergence ---------------------------------------------------------------------------------------
+def test_divergence_stops_with_exit_3_naming_update_quantity_and_no_checkpoint(tmp_path, capsys):
+    run = tmp_path / "d"
+    rc = cli(["train", "--preset", "qmix_matrix_mild", "--set", "learner.lr=1e30", "--set", "run.t_max=5000",
+              "--run-dir", str(run)])
+    line = _one_line_error(capsys, rc, expected_rc=3)
+    assert "diverged at update" in line and "non-finite loss" in line and "last good checkpoint is none" in line
+    assert not (run / "checkpoints").exists()  # nothing written from diverged weights
+    nonfinite = [r for r in _rows(run) if r["nonfinite"]]
+    assert len(nonfinite) == 1 and nonfinite[0]["kind"] == "update"
+
+
+def test_divergence_never_replaces_a_good_checkpoint_and_names_it(tmp_path):
+    run = _mild_run(tmp_path)
+    latest = run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    cfg = load_config("qmix_matrix_mild", ["learner.lr=1e30", "run.t_max=5000"])
+    with pytest.raises(DivergenceError, match=r"non-finite .*the last good checkpoint is .*latest\.pt"):
+        train(cfg, resume=run, **QUIET)  # a learning rate may change on resume: this one diverges
+    assert latest.read_bytes() == before
+    assert load_checkpoint(run)[0]["verified"]
+
+
+def test_divergence_skip_drops_updates_counts_them_and_keeps_finite_weights(tmp_path):
+    run = tmp_path / "s"
+    s = train(load_config("qmix_matrix_mild", ["learner.lr=1e30", "run.t_max=2000", 'run.on_nonfinite="skip"']),
+              run_dir=run, **QUIET)
+    rows = [r for r in _rows(run) if r["kind"] == "update"]
+    skipped = [r for r in rows if r["nonfinite"]]
+    assert s["skipped_updates"] == len(skipped) > 0
+    assert [int(r["skipped_updates"]) for r in skipped] == list(range(1, len(skipped) + 1))
+    _, tensors = load_checkpoint(run)
+    for part in ("agent", "mixer"):
+        for k, v in tensors["learner"][part].items():
+            assert torch.isfinite(v).all(), f"{part}.{k}"
+
+
+# ---- 2. 3. 4. run directories ------------------------------------------------------------------------------
+def test_an_existing_run_directory_is_refused_unless_overwrite(tmp_path, capsys):
+    run = _mild_run(tmp_path)
+    files = {p: p.read_bytes() for p in (run / "config.toml", run / "metrics.csv", run / "checkpoints" / "latest.pt")}
+    rc = cli(["train", "--preset", "qmix_matrix_mild", "--set", "run.t_max=320", "--run-dir", str(run)])
+    line = _one_line_error(capsys, rc)
+    assert "already holds a run" in line and "--resume" in line and "--overwrite" in line
+    assert all(p.read_bytes() == b for p, b in files.items())  # untouched
+    assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "run.t_max=320", "--run-dir", str(run),
+                "--overwrite"]) == 0
+    rows = _rows(run)
+    assert max(int(r["t_env"]) for r in rows) <= 320 + 64  # one run, started clean
+    with open(run / "metrics.csv") as f:
+        assert f.read().count("kind,t_env") == 1
+
+
+def test_run_name_cannot_escape_runs_dir(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for name in ("../../x", "a/b", "..", ""):
+        with pytest.raises(ConfigError, match="run.name"):
+            load_config("qmix_matrix_mild", [f'run.name="{name}"', f'run.runs_dir="{runs}"'])
+    rc = cli(["train", "--preset", "qmix_matrix_mild", "--set", 'run.name="../escaped"',
+              "--set", f'run.runs_dir="{runs}"'])
+    assert "run.name" in _one_line_error(capsys, rc)
+    assert not (tmp_path / "escaped").exists() and not runs.exists()
+
+
+def test_resume_writes_into_the_directory_that_holds_the_checkpoint(tmp_path, monkeypatch):
+    run = _mild_run(tmp_path, "orig", ["run.save_interval=320"])
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    orig_rows = (run / "metrics.csv").read_bytes()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # another working directory, a copied run, an absolute checkpoint path
+    s = train(None, resume=(copy / "checkpoints" / "latest.pt").resolve(), overrides=["run.t_max=960"], **QUIET)
+    assert Path(s["run_dir"]) == copy.resolve()
+    assert load_checkpoint(copy)[0]["t_env"] >= 960
+    assert (run / "metrics.csv").read_bytes() == orig_rows  # the original is not touched
+    assert not list(elsewhere.iterdir())
+
+
+# ---- 5. 11. checkpoints: integrity, fallback, leftovers -------------------------------------------------------
+def _flip_bytes_in_largest_entry(path: Path, n: int = 20) -> None:
+    with zipfile.ZipFile(path) as zf:
+        info = max(zf.infolist(), key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    o = info.header_offset
+    name_len = int.from_bytes(raw[o + 26:o + 28], "little")
+    extra_len = int.from_bytes(raw[o + 28:o + 30], "little")
+    start = o + 30 + name_len + extra_len + info.file_size // 2
+    for i in range(n):
+        raw[start + i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_flipped_bytes_are_a_digest_mismatch_that_names_the_file(tmp_path, capsys):
+    run = _mild_run(tmp_path)
+    t_file = sorted((run / "checkpoints").glob("t*.pt"))[-1]
+    _flip_bytes_in_largest_entry(t_file)
+    with pytest.raises(CheckpointError, match=rf"{t_file.name} is corrupted: digest mismatch"):
+        load_checkpoint(t_file)
+    assert "corrupted: digest mismatch" in _one_line_error(capsys, cli(["eval", str(t_file), "--episodes", "2"]))
+
+
+def test_missing_or_corrupted_latest_falls_back_to_the_newest_readable_checkpoint(tmp_path, capsys):
+    run = _mild_run(tmp_path, extra=["run.save_interval=200"])
+    ck = run / "checkpoints"
+    newest = sorted(ck.glob("t*.pt"))[-1]
+    (ck / "latest.pt").unlink()
+    assert cli(["eval", str(run), "--episodes", "2"]) == 0
+    assert f"using {newest} instead" in capsys.readouterr().err
+    newest.write_bytes(newest.read_bytes()[:1000])  # the newest t*.pt torn too: the one before it
+    (ck / "latest.pt").write_bytes(b"garbage")
+    meta, _ = load_checkpoint(run)
+    assert Path(meta["path"]) == sorted(ck.glob("t*.pt"))[-2] and "latest.pt is not a readable" in meta["fallback"]
+    logs = []
+    tr = Trainer(None, resume=run, log=logs.append)
+    tr.close()
+    assert any("instead (the newest readable checkpoint)" in m for m in logs)
+
+
+def test_leftover_temp_files_are_removed_at_the_next_start(tmp_path):
+    run = _mild_run(tmp_path)
+    junk = run / "checkpoints" / "latest.pt.abc123.tmp"
+    junk.write_bytes(b"half a checkpoint")
+    logs = []
+    Trainer(None, resume=run, log=logs.append).close()
+    assert not junk.exists() and any("left by an interrupted save" in m for m in logs)
+
+
+def test_checkpoint_without_a_digest_or_with_malformed_metadata_is_an_error(tmp_path, capsys):
+    bad = tmp_path / "meta.pt"
+    save_checkpoint(bad, {"t_env": 5}, {"learner": {}})  # a valid digest over a file other code wrote
+    with pytest.raises(CheckpointError, match="malformed metadata: missing config, fingerprint, algorithm"):
+        load_checkpoint(bad)
+    assert "malformed metadata" in _one_line_error(capsys, cli(["eval", str(bad)]))
+    stripped = tmp_path / "nodigest.pt"
+    torch.save({"format": ckmod.FORMAT, "meta_json": "{}", "learner": {}}, stripped)
+    with pytest.raises(CheckpointError, match="corrupted: its digest or metadata is missing"):
+        load_checkpoint(stripped)
+
+
+# ---- 6. 7. settings and resume fit -------------------------------------------------------------------------
+@pytest.mark.parametrize("override,message", [
+    ("run.time_limit_s=nan", "run.time_limit_s: expected a finite number, got nan"),
+    ("learner.lr=inf", "learner.lr: expected a finite number, got inf"),
+    ("algo.res_beta=-inf", "algo.res_beta: expected a finite number"),
+    ("run.seed=99999999999999999999", r"run.seed: expected a whole number in \[0, 2147483647\]"),
+    ("run.seed=-1", "run.seed: expected a whole number in"),
+])
+def test_non_finite_floats_and_bad_seeds_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("qmix_matrix_mild", [override])
+
+
+def test_resume_checks_every_setting_that_shapes_networks_optimizer_or_env(tmp_path):
+    run = _mild_run(tmp_path)
+    other = load_config("qmix_matrix_mild", MILD + ['env.profile="liberty"', 'learner.optimizer="adam"',
+                                                    "algo.res=true"])
+    with pytest.raises(CheckpointError) as e:
+        Trainer(other, resume=run, **QUIET)
+    for key in ("env.profile", "learner.optimizer", "algo.res"):
+        assert key in str(e.value)
+    assert not mp.active_children()
+
+
+# ---- 8. torn metrics.csv -----------------------------------------------------------------------------------
+def test_a_torn_last_line_of_metrics_csv_is_cut_on_resume_and_said(tmp_path):
+    run = _mild_run(tmp_path)
+    with open(run / "metrics.csv", "ab") as f:
+        f.write(b"episode,700,12,0,1.2")  # a crash mid-write: no newline
+    logs = []
+    train(None, resume=run, overrides=["run.t_max=960"], log=logs.append)
+    assert any("last line was cut off" in m for m in logs)
+    rows = _rows(run)
+    assert all(r["t_env"].isdigit() and None not in r.values() for r in rows)
+    assert max(int(r["t_env"]) for r in rows) >= 960
+    assert list(run.glob("metrics.csv.before-resume-*"))
+
+
+# ---- 10. graceful stops keep the replay buffer; hard kills lose only the steps since the last checkpoint -------
+class StopAfter(Callbacks):
+    def __init__(self, rounds):
+        self.rounds, self.seen = rounds, 0
+
+    def on_episode(self, m):
+        self.seen += 1
+
+    def should_stop(self):
+        return self.seen >= self.rounds * 2  # num_envs = 2
+
+
+@pytest.mark.parametrize("learner_process", [True, False])
+def test_a_graceful_stop_saves_the_buffer_and_resumes_exactly(tmp_path, learner_process):
+    over = TINY_2C + ["run.t_max=1500", f"run.learner_process={str(learner_process).lower()}"]
+    straight = train(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", **QUIET)
+    s = train(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "b", callbacks=StopAfter(3), **QUIET)
+    assert s["stopped"]
+    meta, tensors = load_checkpoint(tmp_path / "b")
+    assert meta["has_buffer"] and tensors["buffer"]["size"] > 0
+    logs = []
+    train(None, resume=tmp_path / "b", log=logs.append)
+    assert not any("without a replay buffer" in m for m in logs)
+    assert _rows(tmp_path / "b") == _rows(tmp_path / "a")
+    assert straight["t_env"] == load_checkpoint(tmp_path / "b")[0]["t_env"]
+
+
+def test_resume_without_a_buffer_warns(tmp_path):
+    run = _mild_run(tmp_path)
+    logs = []
+    t_file = sorted((run / "checkpoints").glob("t*.pt"))[-1]  # periodic checkpoints carry no buffer
+    Trainer(None, resume=t_file, log=logs.append).close()
+    assert any(m.startswith("warning: resuming") and "without a replay buffer" in m for m in logs)
+
+
+SUBPROCESS_2C = TINY_2C + ["run.learner_process=true", "run.t_max=1000000"]
+
+
+def _sets(over):
+    return [a for o in over for a in ("--set", o)]
+
+
+def test_sigterm_is_a_graceful_stop_with_the_buffer(tmp_path):
+    run = tmp_path / "t"
+    p = _cli_subprocess(["train", "--preset", "qmix_2c_vs_64zg", *_sets(SUBPROCESS_2C), "--run-dir", str(run)])
+    _wait_for(lambda: (run / "metrics.csv").exists() and (run / "metrics.csv").stat().st_size > 2000,
+              what="training rows")
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "SIGTERM: stopping" in err
+    meta, tensors = load_checkpoint(run)
+    assert meta["has_buffer"] and tensors["buffer"]["size"] > 0
+
+
+def test_sigkill_during_training_then_resume_matches_the_uninterrupted_run(tmp_path, capsys):
+    over = SUBPROCESS_2C + ["run.save_interval=300"]
+    run = tmp_path / "k"
+    p = _cli_subprocess(["train", "--preset", "qmix_2c_vs_64zg", *_sets(over), "--run-dir", str(run)])
+    _wait_for(lambda: len(list((run / "checkpoints").glob("t*.pt"))) >= 2 if (run / "checkpoints").exists()
+              else False, what="two checkpoints")
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(30)
+    t_ck = load_checkpoint(run)[0]["t_env"]
+    assert cli(["train", "--resume", str(run), "--set", f"run.t_max={t_ck + 300}"]) == 0
+    assert "without a replay buffer" in capsys.readouterr().err
+    straight = tmp_path / "u"
+    train(load_config("qmix_2c_vs_64zg", over[:-2] + [f"run.t_max={t_ck + 1}", "run.save_interval=300"]),
+          run_dir=straight, **QUIET)
+    assert _rows(run, upto=t_ck) == _rows(straight, upto=t_ck)
+    assert len(_rows(run, upto=t_ck)) > 4
+
+
+SAVE_LOOP = """
+import os, sys
+from models.config import load_config
+from models.train import Trainer
+run = sys.argv[1]
+if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):  # what the last kill left
+    tr = Trainer(None, resume=run, log=lambda *a: None)
+else:
+    tr = Trainer(load_config("qmix_2c_vs_64zg", sys.argv[2:]), run_dir=run, log=lambda *a: None)
+for _ in range(2):
+    tr.round()
+tr.save(with_buffer=True)
+print("saved", flush=True)
+while True:
+    tr.save(with_buffer=True)
+"""
+
+
+def test_sigkill_during_saves_leaves_the_previous_checkpoint_intact(tmp_path):
+    run = tmp_path / "s"
+    over = TINY_2C + ["learner.buffer_size=64", "run.learner_process=false"]
+    rng = random.Random(0)
+    for _ in range(3):
+        p = subprocess.Popen([sys.executable, "-c", SAVE_LOOP, str(run), *over], cwd=REPO, stdout=subprocess.PIPE,
+                             text=True)
+        assert p.stdout.readline().strip() == "saved"
+        time.sleep(rng.uniform(0.05, 0.4))  # saving all the while: the kill lands in a save
+        p.kill()
+        p.wait(10)
+        p.stdout.close()
+        meta, tensors = load_checkpoint(run / "checkpoints" / "latest.pt")
+        assert meta["verified"] and meta["has_buffer"] and tensors["buffer"]["size"] > 0
+    left = list((run / "checkpoints").glob("*.tmp"))
+    logs = []
+    Trainer(None, resume=run, log=logs.append).close()
+    assert not list((run / "checkpoints").glob("*.tmp"))
+    assert bool(left) == any("interrupted save" in m for m in logs)
+
+
+# ---- 12. a full disk ------------------------------------------------------------------------------------------
+def _disk_full(monkeypatch):
+    real = os.fdopen
+
+    def full(fd, mode="r", *a, **k):
+        if "w" in mode:
+            os.close(fd)
+            return open("/dev/full", mode)  # every write: ENOSPC, from the kernel
+        return real(fd, mode, *a, **k)
+    monkeypatch.setattr(ckmod.os, "fdopen", full)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_disk_full_names_the_file_keeps_the_previous_checkpoint_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    run = _mild_run(tmp_path)
+    latest = run / "checkpoints" / "latest.pt"
+    before = latest.read_bytes()
+    files_before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    tr = Trainer(None, resume=run, overrides=["run.t_max=960"], **QUIET)
+    tr.round()
+    with monkeypatch.context() as m:
+        _disk_full(m)
+        with pytest.raises(CheckpointWriteError, match=r"no space left on device while writing .*t0+\d+\.pt; the "
+                                                       r"previous checkpoint .*latest\.pt is intact"):
+            tr.save(with_buffer=True)
+    tr.close()
+    assert latest.read_bytes() == before
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == files_before
+    _disk_full(monkeypatch)
+    rc = cli(["train", "--resume", str(run), "--set", "run.t_max=960"])
+    assert "no space left on device while writing" in _one_line_error(capsys, rc)
+    assert latest.read_bytes() == before and not list((run / "checkpoints").glob("*.tmp"))
+
+
+# ---- 13. resources ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("override,key", [("learner.buffer_size=100000000", "learner.buffer_size"),
+                                          ("env.num_envs=100000000", "env.num_envs")])
+def test_huge_settings_are_refused_before_allocating(tmp_path, override, key):
+    cfg = load_config("qmix_2c_vs_64zg", [f'run.runs_dir="{tmp_path}"', override])
+    t0 = time.monotonic()
+    with pytest.raises(ResourceError, match=rf"{key} = 100,000,000 asks for [\d,.]+ GiB .* only [\d,.]+ GiB are "
+                                            rf"available"):
+        Trainer(cfg, **QUIET)
+    assert time.monotonic() - t0 < 30 and not mp.active_children()
+
+
+# ---- 14. CLI errors: one line, exit code 2, traceback only with --debug ------------------------------------------
+def test_cli_user_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    badtoml = tmp_path / "bad.toml"
+    badtoml.write_bytes(b"\xff\xfe[run]\n")
+    cases = [
+        (["train", "--preset", "qmix_matrix_mild", "--run-dir", "/proc/x"], "cannot create run directory /proc/x"),
+        (["train", "--preset", "qmix_matrix_mild", "--run-dir", str(afile / "x")], "cannot create run directory"),
+        (["train", "--config", str(tmp_path)], "is a directory; expected a TOML file"),
+        (["train", "--config", str(badtoml)], "is not UTF-8 text"),
+        (["train", "--config", str(tmp_path / "none.toml")], "does not exist"),
+        (["eval", str(tmp_path / "missing")], "does not exist"),
+        (["eval", str(afile)], "not a readable qmix-workbench checkpoint"),
+        (["train", "--resume", str(tmp_path)], "has no checkpoints"),
+        (["plot", str(tmp_path / "missing")], "missing"),
+    ]
+    for argv, expected in cases:
+        line = _one_line_error(capsys, cli(argv))
+        assert expected in line, (argv, line)
+    with pytest.raises(ConfigError):
+        cli(["--debug", "train", "--config", str(tmp_path)])
+
+
+# ---- 15. the episode trace sees every step, the last one included ------------------------------------------------
+class TraceWatcher(Callbacks):
+    def __init__(self):
+        self.trace, self.episodes = None, []
+
+    def wants_steps(self):
+        return True
+
+    def on_step(self, ctx):
+        self.trace = ctx.trace
+
+    def on_episode(self, m):
+        self.episodes.append((m, self.trace.last))
+
+
+@pytest.mark.parametrize("preset,over", [("vdn_twostep", ["run.t_max=600"]),
+                                         ("qmix_2c_vs_64zg", TINY_2C + ["run.t_max=300"])])
+def test_watch_mode_trace_holds_every_step_and_the_return_earned(tmp_path, preset, over):
+    from models.episode import discounted_returns
+    from models.watch import watch
+
+    s = train(load_config(preset, over), run_dir=tmp_path / "r", **QUIET)
+    cb = TraceWatcher()
+    watch(s["run_dir"], cb, max_episodes=2)
+    assert len(cb.episodes) == 2
+    gamma = load_checkpoint(s["run_dir"])[0]["config"]["learner"]["gamma"]
+    for m, last in cb.episodes:
+        assert last is not None and len(last["qtot"]) == len(last["reward"]) == m["length"]
+        assert sum(last["reward"]) == pytest.approx(m["return"], abs=1e-4)
+        r = torch.tensor(last["reward"])[None].numpy()
+        G = discounted_returns(r, r == r, gamma)[0]
+        assert last["return_to_go"] == pytest.approx(G.tolist(), abs=1e-5)
+
+
+# ---- 16. progress and clean-up defects ------------------------------------------------------------------------
+def test_resuming_at_t_max_with_a_round_pending_finishes(tmp_path):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=true"]), run_dir=tmp_path / "p",
+                 **QUIET)
+    for _ in range(3):
+        tr.round()
+    tr.save()
+    assert tr.host.ready  # a round learnt but not yet handed to the actors
+    tr.close()
+    assert cli(["train", "--resume", str(tmp_path / "p"), "--set", "run.t_max=100"]) == 0
+
+
+def test_a_failing_restore_leaves_no_learner_process(tmp_path):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=true"]), run_dir=tmp_path / "p",
+                 **QUIET)
+    tr.round()
+    path = tr.save()
+    tr.close()
+    meta, tensors = load_checkpoint(path)
+    del meta["rounds"]
+    bad = tmp_path / "q" / "checkpoints" / "t1.pt"
+    save_checkpoint(bad, meta, tensors)
+    with pytest.raises(CheckpointError, match="malformed metadata: missing 'rounds'"):
+        Trainer(None, resume=bad, **QUIET)
+    assert not mp.active_children()
+
+
+def test_run_dir_errors_are_workbench_errors():
+    assert issubclass(RunDirError, ValueError) and issubclass(CheckpointWriteError, OSError)
