@@ -3,6 +3,15 @@
 Faces: `StarCraft2Env` (SMAC's API), `VecEnv` (batched training face), `parallel_env` (PettingZoo).
 The PettingZoo adapter and the renderer are imported lazily so the core needs neither.
 """
+import logging as _logging
+
+# numba's first compile of the kernels logs ~170,000 DEBUG records (~20 MB); a host that logs at DEBUG
+# (EPyMARL: logging.basicConfig(level=DEBUG)) would get all of them through its root handler. Quiet
+# numba's logger unless the host has set its level itself; the root logger and handlers are untouched.
+# (The other libraries the simulator, trainer and GUI use log nothing at DEBUG in such a host.)
+if _logging.getLogger("numba").level == _logging.NOTSET:
+    _logging.getLogger("numba").setLevel(_logging.WARNING)
+
 from .errors import DataError
 from .matrix_games import MatrixGameVecEnv, list_matrix_games
 from .scenario import Scenario, list_scenarios, load_scenario
