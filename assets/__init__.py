@@ -1,1 +1,1 @@
-"""Data only: unit icons (icons/*.png, made by make_icons.py) and, later, pretrained weights."""
+"""Data only: unit icons (icons/*.png, made by make_icons.py)."""

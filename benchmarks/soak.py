@@ -52,6 +52,7 @@ def main():
     cfg = load_config(a.preset)
     w.controls.scenario.setCurrentText(cfg.env.map_name)
     w.controls.algorithm.setCurrentText(cfg.algorithm_name)
+    w.extra_overrides = ["run.t_max=1000000000"]  # train for the whole soak (the preset stops at 2M steps)
     w.start_training()
     while w.state.snapshots_seen == 0:
         app.processEvents()

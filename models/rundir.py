@@ -53,24 +53,27 @@ def new_run_dir(runs_dir: str, name: str, seed: int) -> Path:
 
 
 def for_new_run(run_dir: str | Path, overwrite: bool) -> Path:
-    """An explicit directory for a new run: refused when it holds a run, unless `overwrite` (which
-    removes that run's files, and nothing else, first)."""
+    """An explicit directory for a new run: refused when it holds a run, unless `overwrite` (then
+    `clear` removes that run once every other check has passed)."""
     d = _absolute(run_dir)
     if d.exists() and not d.is_dir():
         raise RunDirError(f"run directory {d} exists and is not a directory")
-    if holds_run(d):
-        if not overwrite:
-            raise RunDirError(f"run directory {d} already holds a run; continue it with --resume {d}, choose "
-                              f"another --run-dir, or pass --overwrite to delete it and start clean")
-        for e in RUN_ENTRIES:
-            p = d / e
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
-        for p in d.glob("metrics.csv.*"):
-            p.unlink()
+    if holds_run(d) and not overwrite:
+        raise RunDirError(f"run directory {d} already holds a run; continue it with --resume {d}, choose "
+                          f"another --run-dir, or pass --overwrite to delete it and start clean")
     return d
+
+
+def clear(d: Path) -> None:
+    """Delete a run's files (and nothing else) from `d`: what `--overwrite` asks for."""
+    for e in RUN_ENTRIES:
+        p = d / e
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    for p in d.glob("metrics.csv.*"):
+        p.unlink()
 
 
 def of_checkpoint(resume: str | Path) -> Path:

@@ -123,6 +123,7 @@ class Trainer:
         self.cb = callbacks or Callbacks()
         self.log = log
         ckpt = None
+        clear_first = False  # --overwrite: the run already in run_dir goes, once every check has passed
         if resume is not None:
             meta, tensors = load_checkpoint(resume)
             if meta.get("fallback"):
@@ -139,12 +140,14 @@ class Trainer:
                 except RunDirError:
                     same = False
                 run_dir = target if same else rundir.for_new_run(target, overwrite)
+                clear_first = overwrite and not same
         elif run_dir is not None:
             run_dir = rundir.for_new_run(run_dir, overwrite)
+            clear_first = overwrite
         else:
             run_dir = rundir.new_run_dir(cfg.run.runs_dir, cfg.run.name, cfg.run.seed)
         self.cfg = cfg
-        self.run_dir = rundir.prepare(Path(run_dir).expanduser().resolve())
+        run_dir = Path(run_dir).expanduser().resolve()  # created once every check below has passed
         R = cfg.run
         threads = R.threads or (1 if R.learner_process else 0)
         if threads:  # with a learner process, acting keeps one core and learning the other
@@ -168,6 +171,9 @@ class Trainer:
                             "hypernet_embed": cfg.algo.hypernet_embed}
         if ckpt is not None:  # before a learner process exists: a checkpoint that does not fit leaks nothing
             self._check_resume_fits(ckpt[0])
+        if clear_first and rundir.holds_run(run_dir):
+            rundir.clear(run_dir)
+        self.run_dir = rundir.prepare(run_dir)
         # the actors' networks; with an inline learner they are also the ones it trains
         self.agent, self.mixer = build_networks(cfg, dims, self.device)
         if R.learner_process:
@@ -333,9 +339,9 @@ class Trainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         eps = self.epsilon()
-        steps = self.cb.wants_steps()
-        self.runner.hook = self._step_hook if steps else None
-        if steps and self.runner.tracer is None:
+        watched = self.cb.wants_steps()
+        self.runner.hook = self._step_hook if watched else None
+        if watched and self.runner.tracer is None:
             self.runner.tracer = EpisodeTrace(self.probe, cfg.learner.gamma)
         batch = self.runner.run(eps, self.rng)
         self.host.submit(batch)  # a learner process starts on it at once

@@ -397,12 +397,18 @@ class Battle:
         return names + [f"type_{k}" for k in range(self.bits)]
 
 
+def as_action_array(actions) -> np.ndarray:
+    """`actions` as an array; a ragged input (a list among scalars), which numpy refuses, becomes an object
+    array so that it is reported like any other non-integer."""
+    try:
+        return np.asarray(actions)
+    except ValueError:
+        return np.asarray(actions, dtype=object)
+
+
 def validate_actions(actions, B: int, n: int, avail: np.ndarray, *, what: str = "actions") -> np.ndarray:
     """Check shape, dtype and availability; returns int64 [B, n]. Raises before any state changes."""
-    try:
-        a = np.asarray(actions)
-    except ValueError:  # ragged (a list among scalars): numpy refuses; report it like any other non-integer
-        a = np.asarray(actions, dtype=object)
+    a = as_action_array(actions)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.integer) or a.dtype == bool):
         if np.issubdtype(a.dtype, np.floating) and a.size and np.isfinite(a).all() and np.all(np.mod(a, 1) == 0):
             pass  # whole-number floats are accepted, as SMAC's int() would

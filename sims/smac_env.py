@@ -6,7 +6,8 @@ import warnings
 
 import numpy as np
 
-from .battle import N_ACTIONS_NO_ATTACK, SHOOT_RANGE, SIGHT_RANGE, Battle, SmacOptions, validate_actions
+from .battle import (N_ACTIONS_NO_ATTACK, SHOOT_RANGE, SIGHT_RANGE, Battle, SmacOptions, as_action_array,
+                     validate_actions)
 
 
 class StarCraft2Env:
@@ -61,8 +62,9 @@ class StarCraft2Env:
         if self.options.heuristic_ai:
             acts = b.heuristic_actions()
         else:
-            acts = validate_actions(np.asarray(actions).reshape(1, -1) if np.ndim(actions) == 1 else actions,
-                                    1, self.n_agents, self._observed()[2], what="actions")
+            a = as_action_array(actions)
+            acts = validate_actions(a.reshape(1, -1) if a.ndim == 1 else a, 1, self.n_agents, self._observed()[2],
+                                    what="actions")
         reward, term, won, timeout = b.step(acts)
         self._cache = None
         self._total_steps += 1

@@ -48,6 +48,12 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables}[args.cmd](args)
+    except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
+        if args.debug:
+            raise
+        print("qmix-workbench: interrupted; files already written (the last checkpoint) are intact",
+              file=sys.stderr)
+        return 130
     except Exception as exc:  # noqa: BLE001 - a user's mistake is one line; our bug keeps its traceback
         msg = user_message(exc)
         if msg is None or args.debug:
