@@ -32,26 +32,19 @@ def lambda_returns(reward, terminal, filled, values, gamma: float, lam: float):
 def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: float, exact: bool = False):
     """RES softmax operator (Pan et al. 2021) at states [R, S] with agent Qs [R, n, A]:
     over the joint actions where at most one agent deviates from the online greedy joint action
-    (or, `exact`, over all joint actions), weights softmax(beta * Qtot_online), values Qtot_target."""
+    (or, `exact`, over all joint actions), weights softmax(beta * Qtot_online), values Qtot_target.
+    Unavailable joint actions have weight 0."""
+    if not exact:
+        return _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta)
     R, n, A = q_online.shape
-    K = A ** n if exact else n * A
+    K = A ** n
     chunk = max(1, 4_000_000 // K)  # bound the [rows, K, embed] temporaries (4,900 joint actions on 2c_vs_64zg)
     if R > chunk:
         return torch.cat([res_operator(q_online[i:i + chunk], q_target[i:i + chunk], avail[i:i + chunk], mixer,
                                        target_mixer, state[i:i + chunk], beta, exact) for i in range(0, R, chunk)])
-    qo = q_online.masked_fill(~avail, NEG_INF)
-    greedy = qo.argmax(-1)  # [R, n]
-    if exact:
-        grids = torch.meshgrid(*[torch.arange(A, device=q_online.device)] * n, indexing="ij")
-        joint = torch.stack([g.reshape(-1) for g in grids], -1)  # [K, n]
-        joint = joint.unsqueeze(0).expand(R, -1, -1)
-    else:
-        joint = greedy[:, None, None, :].expand(R, n, A, n).clone()
-        for i in range(n):
-            joint[:, i, :, i] = torch.arange(A, device=q_online.device)
-        joint = joint.reshape(R, n * A, n)
-    K = joint.shape[1]
-    idx = joint.permute(0, 2, 1)  # [R, n, K]
+    grids = torch.meshgrid(*[torch.arange(A, device=q_online.device)] * n, indexing="ij")
+    joint = torch.stack([g.reshape(-1) for g in grids], -1)  # [K, n]
+    idx = joint.unsqueeze(0).expand(R, -1, -1).permute(0, 2, 1)  # [R, n, K]
     cand_online = torch.gather(q_online, 2, idx).permute(0, 2, 1)  # [R, K, n]
     cand_target = torch.gather(q_target, 2, idx).permute(0, 2, 1)
     valid = torch.gather(avail, 2, idx).all(1)  # [R, K]
@@ -60,6 +53,37 @@ def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: fl
     logits = (beta * qtot_online).masked_fill(~valid, NEG_INF)
     w = torch.softmax(logits, dim=-1)
     return (w * qtot_target).sum(-1)
+
+
+def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta: float):
+    """The one-deviation operator over the available candidates only, as one flat list with a softmax per
+    state: candidate (i, a) (agent i takes a, the others their greedy action) is available exactly when a
+    is available to i, and on 2c_vs_64zg that is a small part of the n x A candidates (most attack targets
+    are out of range), so this mixes several times fewer joint actions than a dense [R, n x A] table.
+    Each greedy joint action is counted once per agent, as the dense table does."""
+    R, n, A = q_online.shape
+    dev = q_online.device
+    greedy = q_online.masked_fill(~avail, NEG_INF).argmax(-1, keepdim=True)  # [R, n, 1]
+    g_online = q_online.gather(2, greedy)[..., 0]  # [R, n]
+    g_target = q_target.gather(2, greedy)[..., 0]
+    row, k = avail.reshape(R, n * A).nonzero(as_tuple=True)  # [V] each
+    agent, action = k // A, k % A
+    at = torch.arange(row.numel(), device=dev)
+    cand_online = g_online[row]
+    cand_online[at, agent] = q_online[row, agent, action]
+    cand_target = g_target[row]
+    cand_target[at, agent] = q_target[row, agent, action]
+    h_online = {key: v[row] for key, v in mixer.hyper(state).items()}
+    h_target = {key: v[row] for key, v in target_mixer.hyper(state).items()}
+    qtot_online = mixer.mix(cand_online[:, None], h_online)[:, 0]  # [V]
+    qtot_target = target_mixer.mix(cand_target[:, None], h_target)[:, 0]
+    logits = beta * qtot_online
+    top = torch.full((R,), -float("inf"), device=dev, dtype=logits.dtype).scatter_reduce(
+        0, row, logits, "amax", include_self=True)
+    e = torch.exp(logits - top[row])
+    den = torch.zeros(R, device=dev, dtype=e.dtype).index_add_(0, row, e)
+    num = torch.zeros(R, device=dev, dtype=e.dtype).index_add_(0, row, e * qtot_target)
+    return num / den
 
 
 class Learner:
