@@ -107,7 +107,10 @@ class EpisodeBuffer:
         }
 
     def state_dict(self) -> dict:
-        d = {k: torch.from_numpy(getattr(self, k)[: self.size].copy()) for k in self.fields}
+        # a full buffer is saved from its own arrays (no 0.8 GiB copy); a partial one is cut to its episodes
+        # (torch.save would write a view's whole storage)
+        cut = (lambda a: a) if self.size == self.capacity else (lambda a: a[: self.size].copy())
+        d = {k: torch.from_numpy(cut(getattr(self, k))) for k in self.fields}
         d.update(size=self.size, next=self.next, episodes_added=self.episodes_added)
         return d
 

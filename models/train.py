@@ -256,7 +256,7 @@ class Trainer:
                 "skipped_updates": self.skipped_updates,
                 "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
                 "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
-        st = self.host.state(with_buffer)
+        st = self.host.state(False)  # the buffer, when asked for, is written where it lives (save_with_buffer)
         bad = [f"{part}.{k}" for part in ("agent", "mixer") for k, v in st["learner"].get(part, {}).items()
                if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
@@ -271,14 +271,17 @@ class Trainer:
             tensors["actor"] = _as_tensors(actor_weights(self.agent, self.mixer))
             meta["pending_updates"] = [r.updates for r in self.host.ready]
             tensors["pending_weights"] = [_as_tensors(r.weights) for r in self.host.ready]
-        full = {**tensors, "buffer": st["buffer"]} if with_buffer else tensors
         if path is not None:
-            path = save_checkpoint(path, {**meta, "has_buffer": with_buffer}, full)
+            path = Path(path)
+            if with_buffer:
+                self.host.save_with_buffer(path, {**meta, "has_buffer": True}, tensors)
+            else:
+                save_checkpoint(path, {**meta, "has_buffer": False}, tensors)
         else:
             path = save_checkpoint(ck_dir / f"t{self.t_env:010d}.pt", {**meta, "has_buffer": False}, tensors)
             latest = ck_dir / "latest.pt"
             if with_buffer:
-                save_checkpoint(latest, {**meta, "has_buffer": True}, full)
+                self.host.save_with_buffer(latest, {**meta, "has_buffer": True}, tensors)
             else:
                 link_checkpoint(path, latest)
         self.last_checkpoint = str(path)
@@ -292,7 +295,7 @@ class Trainer:
                      f"graceful stop, or with run.save_buffer = true, hold one): learning restarts from an empty "
                      f"buffer, so this run will not match an uninterrupted one exactly")
         self.host.load({"learner": tensors["learner"], "rng": meta.get("learner_rng"),
-                        "buffer": tensors.get("buffer")})
+                        "buffer": tensors.get("buffer")}, path=meta["path"])
         torch.set_rng_state(tensors["torch_rng"])
         # updates logged so far: a pending round's are logged when the actors take it, after the resume
         self.updates = int(meta.get("updates", tensors["learner"]["updates"]))
