@@ -29,13 +29,16 @@ def lambda_returns(reward, terminal, filled, values, gamma: float, lam: float):
     return out
 
 
-def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: float, exact: bool = False):
+def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: float, exact: bool = False,
+                 hypers: tuple[dict, dict] | None = None):
     """RES softmax operator (Pan et al. 2021) at states [R, S] with agent Qs [R, n, A]:
     over the joint actions where at most one agent deviates from the online greedy joint action
     (or, `exact`, over all joint actions), weights softmax(beta * Qtot_online), values Qtot_target.
-    Unavailable joint actions have weight 0."""
+    Unavailable joint actions have weight 0. `hypers`: the online and target hypernetworks' outputs at
+    `state` when the caller has them already (the one-deviation operator uses them; `exact`, chunked over
+    states, computes its own)."""
     if not exact:
-        return _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta)
+        return _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta, hypers)
     R, n, A = q_online.shape
     K = A ** n
     chunk = max(1, 4_000_000 // K)  # bound the [rows, K, embed] temporaries (4,900 joint actions on 2c_vs_64zg)
@@ -55,7 +58,7 @@ def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: fl
     return (w * qtot_target).sum(-1)
 
 
-def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta: float):
+def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta: float, hypers=None):
     """The one-deviation operator over the available candidates only, as one flat list with a softmax per
     state: candidate (i, a) (agent i takes a, the others their greedy action) is available exactly when a
     is available to i, and on 2c_vs_64zg that is a small part of the n x A candidates (most attack targets
@@ -73,8 +76,9 @@ def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, be
     cand_online[at, agent] = q_online[row, agent, action]
     cand_target = g_target[row]
     cand_target[at, agent] = q_target[row, agent, action]
-    h_online = {key: v[row] for key, v in mixer.hyper(state).items()}
-    h_target = {key: v[row] for key, v in target_mixer.hyper(state).items()}
+    hyper_online, hyper_target = hypers if hypers is not None else (mixer.hyper(state), target_mixer.hyper(state))
+    h_online = {key: v[row] for key, v in hyper_online.items()}
+    h_target = {key: v[row] for key, v in hyper_target.items()}
     qtot_online = mixer.mix(cand_online[:, None], h_online)[:, 0]  # [V]
     qtot_target = target_mixer.mix(cand_target[:, None], h_target)[:, 0]
     logits = beta * qtot_online
@@ -115,8 +119,12 @@ class Learner:
             tq = self.target_agent.unroll(inputs)
         q_taken = torch.gather(q[:, :T], 3, actions.unsqueeze(-1))[..., 0]  # [B, T, n]
 
-        # 2. Qtot of the taken joint actions
-        qtot = self.mixer(q_taken, state[:, :T]) if self.mixer is not None else q_taken  # [B, T] or [B, T, n]
+        # 2. Qtot of the taken joint actions; each hypernetwork runs once over all T+1 states (RES reuses them)
+        if self.mixer is not None:
+            hyper = self.mixer.hyper(state)
+            qtot = self.mixer.mix(q_taken.unsqueeze(-2), {k: v[:, :T] for k, v in hyper.items()})[..., 0]  # [B, T]
+        else:
+            qtot = q_taken  # IQL: [B, T, n]
 
         # 3. bootstrap values of every state: max (double Q: argmax online, value target) or RES softmax
         with torch.no_grad():
@@ -127,13 +135,18 @@ class Learner:
                 tq_best = torch.gather(tq, 3, greedy)[..., 0]
             else:
                 tq_best = tq_masked.max(-1).values
-            values = self.target_mixer(tq_best, state) if self.target_mixer is not None else tq_best
+            if self.target_mixer is not None:
+                target_hyper = self.target_mixer.hyper(state)
+                values = self.target_mixer.mix(tq_best.unsqueeze(-2), target_hyper)[..., 0]
+            else:
+                values = tq_best
             if A.res:
                 # the softmax operator only at states that are bootstrapped from (steps 1..T of filled episodes)
                 need = torch.zeros(B, T1, dtype=torch.bool, device=obs.device)
                 need[:, 1:] = filled > 0
+                hypers = ({k: v.detach()[need] for k, v in hyper.items()}, {k: v[need] for k, v in target_hyper.items()})
                 soft = res_operator(q.detach()[need], tq[need], avail[need], self.mixer, self.target_mixer,
-                                    state[need], A.res_beta, A.res_exact)
+                                    state[need], A.res_beta, A.res_exact, hypers)
                 max_values = values
                 values = values.clone()
                 values[need] = soft
