@@ -15,8 +15,8 @@ import torch
 
 from . import rundir
 from .buffer import describe_buffer
-from .checkpoint import (check_compatible, fingerprint_differences, link_checkpoint, load_checkpoint,
-                         remove_stale_temps, save_checkpoint)
+from .checkpoint import (CheckpointError, check_compatible, fingerprint_differences, link_checkpoint,
+                         load_checkpoint, remove_stale_temps, save_checkpoint)
 from .config import Config, apply_overrides, from_dict
 from .envs import make_env_for
 from .errors import DivergenceError, RunDirError
@@ -207,8 +207,6 @@ class Trainer:
             try:
                 self._restore(*ckpt)
             except KeyError as e:  # a digest guards against corruption; this is a file written by other code
-                from .checkpoint import CheckpointError
-
                 raise CheckpointError(f"{ckpt[0]['path']} has malformed metadata: missing {e}") from None
         tmp = self.run_dir / "config.toml.tmp"
         tmp.write_text(cfg.to_toml())
@@ -225,8 +223,6 @@ class Trainer:
                  + (" (in a learner process)" if cfg.run.learner_process else ""))
 
     def _check_resume_fits(self, meta: dict) -> None:
-        from .checkpoint import CheckpointError
-
         diffs = fingerprint_differences(meta.get("fingerprint", {}), self.fingerprint)
         saved = _config_keys(meta["config"], RESUME_KEYS)
         diffs += [f"{k}: checkpoint has {saved[k]!r}, this run has {v!r}"
@@ -256,7 +252,7 @@ class Trainer:
                 "skipped_updates": self.skipped_updates,
                 "env_rngs": self._world_rngs(self.env), "test_env_rngs": self._world_rngs(self.test_env),
                 "algorithm": self.cfg.algorithm_name, "saved_at": _dt.datetime.now().isoformat(timespec="seconds")}
-        st = self.host.state(False)  # the buffer, when asked for, is written where it lives (save_with_buffer)
+        st = self.host.state()  # the buffer, when asked for, is written where it lives (save_with_buffer)
         bad = [f"{part}.{k}" for part in ("agent", "mixer") for k, v in st["learner"].get(part, {}).items()
                if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:

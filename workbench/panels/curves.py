@@ -80,7 +80,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             self.marks_shown = len(state.nonfinite)
             x = np.array([t for t, _, _ in state.nonfinite], dtype=float)
             loss = state.series["loss"]
-            # at the last finite loss before each mark (the plot's floor when there is none)
+            # on the loss curve at the mark's step (past its end, at its last finite value; 0 with no loss yet)
             y = np.interp(x, loss.x, loss.y) if loss.n else np.zeros_like(x)
             self.nonfinite_marks.setData(x, y)
             xys = shown.setdefault(self.loss_plot, [])
