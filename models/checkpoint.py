@@ -222,6 +222,7 @@ def _load_file(path: Path, device) -> tuple[dict, dict]:
         raise CheckpointError(f"{path} has no network weights ('learner' missing)")
     meta["path"] = str(path)
     meta["verified"] = fmt == FORMAT
+    meta["digest"] = digest if fmt == FORMAT else None
     return meta, payload
 
 

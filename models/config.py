@@ -83,6 +83,9 @@ class RunConfig:
     # a non-finite loss, gradient or Q-value: "stop" ends the run (no checkpoint written over a good one),
     # "skip" drops that update (counted in metrics.csv) and goes on
     on_nonfinite: str = "stop"
+    # episode files of environment 0 under the run's episodes/ (0: none); the first won episode is always kept
+    record_interval: int = 100_000
+    record_first_win: bool = True
 
 
 @dataclass

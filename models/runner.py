@@ -42,6 +42,7 @@ class Runner:
         self.hook = None
         self.mixer = None  # set by train() for the overestimation gauge
         self.tracer = None  # an `EpisodeTrace` fed every executed step of its env (GUI snapshots)
+        self.recorder = None  # an `EpisodeRecorder` of one env (episode files), fed like the tracer
 
     @torch.no_grad()
     def run(self, epsilon: float, rng: np.random.Generator) -> EpisodeBatch:
@@ -68,14 +69,21 @@ class Runner:
         tracer = self.tracer
         if tracer is not None:
             tracer.begin()
+        recorder = self.recorder
+        if recorder is not None:
+            recorder.begin(env)
+        unforced = np.zeros((B, n), dtype=bool)
         for t in range(T):
+            forced_mask = unforced
             o = torch.from_numpy(rec.obs).to(dev)
             av = torch.from_numpy(rec.avail).to(dev)
+            h_before = hidden
             q, hidden = self.agent.step(self.agent.build_inputs(o, last), hidden)
             acts = select_actions(q, av, epsilon, rng)
             if self.hook is not None:
                 forced = self.hook(self, t, rec, q, acts)
                 if forced is not None:
+                    forced_mask = np.asarray(forced) != acts
                     acts = forced
             active = ~done
             rec = env.step(acts)
@@ -94,6 +102,10 @@ class Runner:
             if tracer is not None and active[tracer.env_index]:
                 i = tracer.env_index
                 tracer.record(q[i], state[i, t], avail[i, t], acts[i], rec.reward[i], rec.terminated[i])
+            if recorder is not None and active[recorder.env_index]:
+                i = recorder.env_index
+                recorder.step(env, t, q[i], h_before[i], state[i, t], avail[i, t], acts[i], forced_mask[i],
+                              rec.reward[i], rec.terminated[i])
             last = torch.from_numpy(acts).to(dev)
             self.last_rec = rec
             if done.all():

@@ -24,6 +24,7 @@ from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_wei
                            load_actor_weights)
 from .probe import Probe
 from .resources import check_memory
+from .episode_file import EpisodeRecorder
 from .runner import Runner, epsilon_at
 from .trace import EpisodeTrace
 
@@ -46,6 +47,7 @@ class Callbacks:
     def on_update(self, m: dict) -> None: ...
     def on_eval(self, m: dict) -> None: ...
     def on_checkpoint(self, path: str) -> None: ...
+    def on_recorded(self, path: str) -> None: ...  # an episode file was written
     def on_end(self, summary: dict) -> None: ...
 
     def wants_steps(self) -> bool:
@@ -194,6 +196,9 @@ class Trainer:
         self.runner.mixer = self.mixer
         self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
         self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
+        self._recorder = EpisodeRecorder(0)
+        self._next_record = 0
+        self._first_win = any((self.run_dir / "episodes").glob("*_firstwin.npz"))
         self.t_env = self.episodes = self.rounds = 0
         self.last_test = -10**18
         self.last_save = 0
@@ -342,8 +347,12 @@ class Trainer:
         self.runner.hook = self._step_hook if watched else None
         if watched and self.runner.tracer is None:
             self.runner.tracer = EpisodeTrace(self.probe, cfg.learner.gamma)
+        t_before = self.t_env
+        self.runner.recorder = self._recorder if self._record_due(t_before) else None
         batch = self.runner.run(eps, self.rng)
         self.host.submit(batch)  # a learner process starts on it at once
+        if self.runner.recorder is not None:
+            self._keep_recording(batch, t_before, eps)
         steps = int(batch.length.sum())
         self.t_env += steps
         self.episodes += batch.size
@@ -380,6 +389,37 @@ class Trainer:
         return {"t_env": self.t_env, "episodes": self.episodes, "epsilon": eps, "steps_per_s": sps,
                 "win_rate": float(batch.won.mean()), "return": float(batch.episode_return.mean()),
                 "eval": ev, "update": um}
+
+    def _record_due(self, t: int) -> bool:
+        R = self.cfg.run
+        if not hasattr(self.env, "world"):  # matrix games: nothing to replay
+            return False
+        return (R.record_interval > 0 and t >= self._next_record) or (R.record_first_win and not self._first_win)
+
+    def _keep_recording(self, batch, t_before: int, eps: float) -> None:
+        """Keep environment 0's episode when an interval is due or it is the run's first win (env 0 is recorded
+        every round until then: a few copies per step)."""
+        from .recording import embed_weights, episode_header
+
+        R = self.cfg.run
+        due = R.record_interval > 0 and t_before >= self._next_record
+        first_win = R.record_first_win and not self._first_win and bool(batch.won[0])
+        if not (due or first_win):
+            return
+        hdr = episode_header(self.cfg, "train", checkpoint=None, t_env=t_before, epsilon=eps, seed=self.cfg.run.seed,
+                             episode_index=self.episodes - batch.size, algorithm=self.cfg.algorithm_name,
+                             dims=self.fingerprint)
+        ep = self._recorder.finish(self.probe, hdr)
+        embed_weights(ep, self.agent, self.mixer)
+        name = f"train_t{t_before:010d}" + ("_firstwin" if first_win else "")
+        try:
+            self.cb.on_recorded(str(ep.save(self.run_dir / "episodes" / f"{name}.npz")))
+        except OSError as e:  # a recording is a convenience: training goes on without it
+            self.log(f"could not write the episode file {name}.npz: {e}")
+        if due:
+            self._next_record = (t_before // R.record_interval + 1) * R.record_interval
+        if first_win:
+            self._first_win = True
 
     def _take_results(self, keep: int) -> list:
         """Hand finished rounds to the actors until `keep` are outstanding; their update metrics."""

@@ -9,11 +9,17 @@ from .envs import make_env_for
 from .evaluate import load_policy
 from .probe import Probe
 from .runner import Runner
+from .episode_file import EpisodeRecorder
 from .trace import EpisodeTrace
 from .train import Callbacks, StepContext, StopRequested
 
 
-def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None) -> dict:
+def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None,
+          record: str | None = "auto", keep: int = 20) -> dict:
+    """`record`: a directory for the episode files of the last `keep` episodes played ("auto": the checkpoint's
+    run directory's episodes/; None: no files)."""
+    from .recording import EpisodeRing, checkpoint_ref, episode_header, run_dir_of_checkpoint
+
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
     env = make_env_for(cfg, 1, seed, autoreset=False)
     probe = Probe(agent, mixer, cfg.algo.res_beta if cfg.algo.res else None)
@@ -22,6 +28,13 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
     runner.tracer = EpisodeTrace(probe, cfg.learner.gamma)
     rng = np.random.default_rng(seed)
     state = {"t_env": 0, "episodes": 0}
+    ring = None
+    if record == "auto":
+        rd = run_dir_of_checkpoint(meta)
+        record = None if rd is None else rd / "episodes"
+    if record is not None and hasattr(env, "world"):
+        ring = EpisodeRing(record, f"watch_s{seed}", keep)
+        runner.recorder = EpisodeRecorder(0)
     runner.hook = lambda r, t, rec, q, acts: callbacks.on_step(
         StepContext(probe, env, t, rec, q, acts, state["t_env"], 0.0, runner.tracer))
     callbacks.on_start({"mode": "watch", "checkpoint": meta["path"], "config": cfg.to_dict(),
@@ -35,6 +48,15 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
             state["t_env"] += int(b.length.sum())
             state["episodes"] += 1
             over = runner.overestimation(b)
+            if ring is not None:
+                hdr = episode_header(cfg, "watch", checkpoint=checkpoint_ref(meta), t_env=meta["t_env"], epsilon=0.0,
+                                     seed=seed, episode_index=state["episodes"] - 1, algorithm=meta["algorithm"],
+                                     dims=meta["fingerprint"])
+                try:
+                    path = ring.save(runner.recorder.finish(probe, hdr), f"{state['episodes'] - 1:05d}")
+                    callbacks.on_recorded(str(path))
+                except OSError as e:  # a recording is a convenience: watching goes on without it
+                    getattr(callbacks, "log", print)(f"could not write an episode file under {record}: {e}")
             callbacks.on_episode({"t_env": state["t_env"], "episodes": state["episodes"],
                                   "return": float(b.episode_return[0]), "won": int(b.won[0]),
                                   "length": int(b.length[0]), "dead_enemies": int(b.dead_enemies[0]),

@@ -74,6 +74,9 @@ class SmacOptions:
         return o
 
 
+BATTLE_FIELDS = ("last_action", "episode_steps", "prev_hs", "dead_counted", "heuristic_target")
+
+
 class Battle:
     def __init__(self, map_name: str, num_envs: int, seed: int | None, options: SmacOptions, *, parallel=None):
         self.opt = o = options
@@ -154,6 +157,25 @@ class Battle:
         self.prev_hs[idx] = (w.health + w.shield)[idx]
         self.dead_counted[idx] = False
         self.heuristic_target[idx] = -1
+
+    def save_state(self, b: int = 0) -> dict:
+        """Battle `b`'s full state: the world's (`World.save_state`) plus SMAC's bookkeeping (last actions, step
+        counter, the health behind the reward, deaths counted, the heuristic's targets). Plain numpy arrays."""
+        d = {f"world.{k}": v for k, v in self.world.save_state(b).items()}
+        for k in BATTLE_FIELDS:
+            d[k] = np.array(getattr(self, k)[b])
+        return d
+
+    def load_state(self, b: int, state: dict) -> None:
+        self.world.load_state(b, {k[6:]: v for k, v in state.items() if k.startswith("world.")})
+        for k in BATTLE_FIELDS:
+            if k not in state:
+                raise ValueError(f"battle state lacks {k}")
+            dst = getattr(self, k)
+            v = np.asarray(state[k])
+            if v.shape != dst.shape[1:]:
+                raise ValueError(f"battle state field {k!r} has shape {v.shape}, this battle expects {dst.shape[1:]}")
+            dst[b] = v
 
     def heuristic_actions(self) -> np.ndarray:
         """SMAC's `heuristic_ai`: each agent attacks (or heals) its nearest target and keeps it while it lives."""

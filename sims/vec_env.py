@@ -110,5 +110,30 @@ class VecEnv:
         return StepRecord(obs, state, avail, reward, term, won, timeout, reset, ep_ret, ep_len,
                           dead_allies, dead_enemies)
 
+    def save_state(self, b: int = 0) -> dict:
+        """Battle `b`'s full state, episode return so far included (see `Battle.save_state`)."""
+        d = self.battle.save_state(b)
+        d["episode_return"] = np.array(self._return[b])
+        d["done"] = np.array(self._done[b])
+        return d
+
+    def load_state(self, states) -> StepRecord:
+        """Put saved battle states into the first len(states) battles (`states`: one dict or a list) and observe:
+        the record describes the restored states, as `reset` does for fresh ones. Battles past the list keep
+        theirs. Restoring a state and stepping the same actions reproduces the original steps bit-exactly."""
+        states = [states] if isinstance(states, dict) else list(states)
+        if not 1 <= len(states) <= self.num_envs:
+            raise ValueError(f"load_state takes 1..{self.num_envs} states, got {len(states)}")
+        for b, st in enumerate(states):
+            self.battle.load_state(b, st)
+            self._return[b] = float(st.get("episode_return", 0.0))
+            self._done[b] = bool(st.get("done", False))
+        obs, state, avail = self._observe()
+        B = self.num_envs
+        z = np.zeros(B, dtype=bool)
+        return StepRecord(obs, state, avail, np.zeros(B), z, z.copy(), z.copy(), z.copy(), np.zeros(B),
+                          np.zeros(B, dtype=np.int64), (~self.world.alive[:, :self.n_agents]).sum(1),
+                          (~self.world.alive[:, self.n_agents:]).sum(1))
+
     def close(self) -> None:
         pass

@@ -113,6 +113,24 @@ class World:
         d["tick"] = int(self.tick[b])
         return d
 
+    def save_state(self, b: int = 0) -> dict:
+        """Everything that decides battle `b`'s future (`STATE_FIELDS`, copied): restoring it into any slot of
+        any `World` of the same scenario and issuing the same orders gives bit-identical ticks, because the
+        kernel's only randomness is a hash of (rng_key, tick, unit) and it owns no state of its own."""
+        return {k: np.array(getattr(self, k)[b]) for k in STATE_FIELDS}
+
+    def load_state(self, b: int, state: dict) -> None:
+        missing = [k for k in STATE_FIELDS if k not in state]
+        if missing:
+            raise ValueError(f"battle state lacks {', '.join(missing)}")
+        for k in STATE_FIELDS:
+            dst = getattr(self, k)
+            v = np.asarray(state[k])
+            if v.shape != dst.shape[1:]:
+                raise ValueError(f"battle state field {k!r} has shape {v.shape}, this world expects {dst.shape[1:]} "
+                                 f"(another scenario?)")
+            dst[b] = v
+
     def advance(self, n_ticks: int = TICKS_PER_STEP, active: np.ndarray | None = None) -> None:
         if active is None:
             active = np.ones(self.B, dtype=bool)
@@ -122,6 +140,10 @@ class World:
            self.tick, self.rng_key, self.team, self.utype, self.ttab, self.ai_kind, self.ai_point, *self._terrain)
 
 
+# the kernel's whole per-battle state (see `save_state`); the per-battle generators only draw the next
+# episode's rng_key at reset, so they are not part of a battle in progress
+STATE_FIELDS = ("pos", "health", "shield", "energy", "cooldown", "since_hit", "alive", "order_kind", "order_target",
+                "order_point", "fire_tick", "fire_point", "tick", "rng_key")
 SNAPSHOT_FIELDS = ("pos", "health", "shield", "alive", "cooldown", "fire_tick", "fire_point", "order_kind",
                    "order_target")
 

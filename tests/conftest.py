@@ -5,3 +5,29 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+import pytest  # noqa: E402
+
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+           "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=400",
+           "run.t_max=300", "run.save_interval=0"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A real (tiny, untrained) RES-QMIX run on 2c_vs_64zg with a checkpoint, shared by the episode tests."""
+    from models.config import load_config
+    from models.train import train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    cfg = load_config("res_qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.t_max=100",
+                                                         "run.record_interval=0", "run.record_first_win=false"])
+    return train(cfg, run_dir=root / "run", log=lambda *a: None)["run_dir"]
+
+
+@pytest.fixture(scope="session")
+def episode_path(tiny_run):
+    """One greedy episode of the tiny run, recorded to a file (its colossi die: markers have a death step)."""
+    from models.recording import record_episodes
+
+    return str(record_episodes(tiny_run, 1, seed=1, log=lambda *a: None)[0])

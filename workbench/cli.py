@@ -38,6 +38,29 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="frame.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
+    rc = sub.add_parser("record", help="play greedy episodes of a checkpoint and write each to an episode file")
+    rc.add_argument("checkpoint", help="checkpoint file or run directory")
+    rc.add_argument("--episodes", type=int, default=1)
+    rc.add_argument("--out", default=None, help="directory for the files (default: the run directory's episodes/)")
+    rc.add_argument("--seed", type=int, default=0)
+    rp = sub.add_parser("replay", help="open an episode file in the app's Replay mode")
+    rp.add_argument("file", help="episode file (.npz)")
+    fk = sub.add_parser("fork", help="what if an agent had acted otherwise at a step? N continuations each way")
+    fk.add_argument("file", help="episode file (.npz)")
+    fk.add_argument("--step", type=int, required=True, help="the decision step to fork at (0-based)")
+    fk.add_argument("--agent", type=int, required=True)
+    fk.add_argument("--action", required=True, help='an action index, or "greedy" (the policy\'s own choice)')
+    fk.add_argument("--episodes", type=int, default=20, help="continuations per arm (default 20)")
+    fk.add_argument("--seed", type=int, default=0, help="draws the continuations' random streams")
+    fk.add_argument("--out", default=None, help="also write the fork's first continuation as an episode file")
+    ex = sub.add_parser("export", help="draw an episode file to a GIF or MP4 (headless)")
+    ex.add_argument("file", help="episode file (.npz)")
+    fmt = ex.add_mutually_exclusive_group(required=True)
+    fmt.add_argument("--gif", metavar="OUT.gif")
+    fmt.add_argument("--mp4", metavar="OUT.mp4")
+    ex.add_argument("--panels", default="arena", help="comma-separated: arena, qvalues, qtot, joint, mixer "
+                                                       "(default: arena)")
+    ex.add_argument("--fps", type=float, default=8.0)
     args = p.parse_args(argv)
     from models.errors import DivergenceError, user_message
 
@@ -47,7 +70,8 @@ def main(argv=None) -> int:
 
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
-                "plot": _plot, "tables": _tables}[args.cmd](args)
+                "plot": _plot, "tables": _tables, "record": _record, "replay": _replay, "fork": _fork,
+                "export": _export}[args.cmd](args)
     except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
         if args.debug:
             raise
@@ -171,6 +195,9 @@ class ProgressBar:
     def on_checkpoint(self, path):
         pass
 
+    def on_recorded(self, path):
+        pass
+
     def wants_steps(self):
         return False
 
@@ -219,6 +246,50 @@ def _eval(args) -> int:
     print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
           f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
           f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")
+    return 0
+
+
+def _record(args) -> int:
+    from models.recording import record_episodes
+
+    record_episodes(args.checkpoint, args.episodes, args.out, args.seed, log=print)
+    return 0
+
+
+def _replay(args) -> int:
+    from models.episode_file import load_episode
+
+    load_episode(args.file)  # a bad file is one line here, before any window opens
+    from workbench.app import run_app
+
+    return run_app(episode=args.file)
+
+
+def _fork(args) -> int:
+    from models.episode_file import load_episode
+    from models.fork import fork
+
+    action = args.action.strip().lower()
+    if action != "greedy":
+        try:
+            action = int(action)
+        except ValueError:
+            raise ValueError(f'--action: expected an action index or "greedy", got {args.action!r}') from None
+    ep = load_episode(args.file)
+    r = fork(ep, args.step, args.agent, action, episodes=args.episodes, seed=args.seed)
+    print(r.table())
+    if args.out:
+        print(f"wrote the fork's first continuation to {r.fork_episode.save(args.out)}")
+    return 0
+
+
+def _export(args) -> int:
+    from workbench.export import export_episode
+
+    out, fmt = (args.gif, "gif") if args.gif else (args.mp4, "mp4")
+    panels = [p.strip() for p in args.panels.split(",") if p.strip()]
+    path, frames = export_episode(args.file, out, fmt=fmt, panels=panels, fps=args.fps)
+    print(f"wrote {path} ({frames} frames)")
     return 0
 
 

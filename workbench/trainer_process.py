@@ -63,6 +63,9 @@ class ProcessCallbacks:
     def on_checkpoint(self, path):
         self.send("checkpoint", path)
 
+    def on_recorded(self, path):
+        self.send("recorded", path)
+
     def on_end(self, summary):
         self.send("end", {k: v for k, v in summary.items() if k != "last_round"})
 
@@ -216,7 +219,7 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
         elif mode == "watch":
             from models.watch import watch
 
-            watch(payload["checkpoint"], cb, seed=payload.get("seed", 0))
+            watch(payload["checkpoint"], cb, seed=payload.get("seed", 0), keep=int(payload.get("keep", 20)))
         else:
             raise RuntimeError(f"unknown trainer mode {mode!r}")  # the window sends only the two above
     except BaseException as exc:

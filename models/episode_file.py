@@ -1,0 +1,372 @@
+"""Episode files: one played episode on disk — what the arena draws, what the networks said at every step,
+and enough of the battle's full state to re-simulate it bit-exactly (docs/episode_format.md).
+
+`EpisodeRecorder` collects one environment's episode while it is played (the `Runner` feeds it), `Episode`
+is an episode in memory (`save` / `load_episode`), and `Episode.snapshot(k)` gives step k as the same
+snapshot type live training and Watch mode produce, so Replay mode is one more source for the same panels.
+No Qt here: the CLI and the app share it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import WorkbenchError
+
+FORMAT = "qmix-workbench-episode"
+VERSION = 1
+KEYFRAME_EVERY = 20  # full battle state every this many steps; a restore re-simulates at most 19 steps
+# what the arena draws, per state (0..T), at drawing precision
+DRAW_FIELDS = {"pos": np.float32, "health": np.float32, "shield": np.float32, "cooldown": np.float32,
+               "alive": bool, "fire_tick": np.int32, "fire_point": np.float32, "order_kind": np.int8,
+               "order_target": np.int16}
+HYPER_FIELDS = ("w1", "b1", "w2", "v")
+
+
+class EpisodeFileError(WorkbenchError, ValueError):
+    """An episode file cannot be read or used as asked; the message names the file."""
+
+
+@dataclass
+class Episode:
+    header: dict
+    arrays: dict = field(default_factory=dict)
+    path: str | None = None
+
+    # ---- sizes and names --------------------------------------------------------------------------
+    @property
+    def length(self) -> int:
+        """Executed steps T; states are 0..T (state T is the one the episode ended in)."""
+        return int(self.arrays["actions"].shape[0])
+
+    @property
+    def n_agents(self) -> int:
+        return int(self.arrays["actions"].shape[1])
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.arrays["avail"].shape[-1])
+
+    @property
+    def name(self) -> str:
+        return self.path or "(unsaved episode)"
+
+    def return_to_go(self) -> np.ndarray:
+        """The discounted return earned from every step [T] (what Qtot predicts)."""
+        r = self.arrays["reward"].astype(np.float64)
+        g, out = 0.0, np.zeros(len(r))
+        gamma = float(self.header.get("gamma", 0.99))
+        for t in range(len(r) - 1, -1, -1):
+            g = r[t] + gamma * g
+            out[t] = g
+        return out
+
+    # ---- the battle's full state (for forks) ---------------------------------------------------------
+    def keyframe(self, step: int) -> tuple[int, dict]:
+        """(k0, full battle state at k0) for the last keyframe at or before `step`."""
+        steps = self.arrays["key_steps"]
+        i = int(np.searchsorted(steps, step, side="right") - 1)
+        if i < 0:
+            raise EpisodeFileError(f"{self.name} has no keyframe at or before step {step}")
+        st = {k[4:]: self.arrays[k][i] for k in self.arrays if k.startswith("key.")}
+        return int(steps[i]), st
+
+    # ---- what a debugger looks for ----------------------------------------------------------------
+    def markers(self) -> list[tuple[int, str]]:
+        """(step, label) of the events a debugger looks for, in step order. A state-index step: the event is
+        visible in state k (after the action of step k-1)."""
+        a = self.arrays
+        n = self.n_agents
+        out = []
+        if "health" in a:
+            hs = a["health"][:, :n] + a["shield"][:, :n]
+            hit = np.flatnonzero((hs < hs[0]).any(1))
+            if len(hit):
+                out.append((int(hit[0]), "an agent first damaged"))
+            maxsh = a["shield"][0, :n]
+            for i in range(n):
+                if maxsh[i] > 0:
+                    down = np.flatnonzero(a["shield"][:, i] <= 0)
+                    if len(down):
+                        out.append((int(down[0]), f"agent {i}: shields down"))
+                dead = np.flatnonzero(~a["alive"][:, i])
+                if len(dead):
+                    out.append((int(dead[0]), f"agent {i} dies"))
+            up = self._first_enemy_on_plateau()
+            if up is not None:
+                out.append((up, "first enemy on the plateau"))
+        if "qtot" in a and self.length:
+            gap = np.abs(a["qtot"].astype(np.float64) - self.return_to_go())
+            k = int(np.argmax(gap))
+            out.append((k, f"largest |Qtot - return| ({gap[k]:.2f})"))
+        return sorted(out)
+
+    def _first_enemy_on_plateau(self) -> int | None:
+        """The first state where a living enemy stands on ground higher than every enemy's start: on 2c_vs_64zg
+        the zerglings spawn below the colossi's plateau and must climb a ramp."""
+        import sims
+
+        a, n = self.arrays, self.n_agents
+        height = sims.load_scenario(self.header["map"], profile=self.header.get("profile", "lotv")).terrain.height
+        X, Y = height.shape
+        p = a["pos"][:, n:]
+        h = height[np.clip(p[..., 0].astype(int), 0, X - 1), np.clip(p[..., 1].astype(int), 0, Y - 1)]
+        start = h[0][a["alive"][0, n:]]
+        if not len(start):
+            return None
+        up = np.flatnonzero(((h > start.max() + 1e-6) & a["alive"][:, n:]).any(1))
+        return int(up[0]) if len(up) else None
+
+    # ---- step k as a snapshot (the panels' input) --------------------------------------------------------
+    def joint_table(self, k: int) -> np.ndarray | None:
+        """The whole joint-action Qtot table of step k (2 agents), recomputed from the stored Qi and the mixer's
+        stored weights for that state (the table itself is not stored)."""
+        a = self.arrays
+        if self.n_agents != 2 or k >= self.length:
+            return None
+        q = a["q"][k].astype(np.float32)
+        A = q.shape[1]
+        if "w1" in a:
+            w1, b1, w2, v = (torch.from_numpy(np.asarray(a[f][k], dtype=np.float32)) for f in HYPER_FIELDS)
+            q0 = torch.from_numpy(q[0])[:, None, None]  # [A, 1, 1]
+            q1 = torch.from_numpy(q[1])[None, :, None]
+            h = torch.nn.functional.elu(q0 * w1[0] + q1 * w1[1] + b1)  # [A, A, E]
+            return (h @ w2 + v).numpy()
+        if self.header.get("mixer") == "vdn":
+            return q[0][:, None] + q[1][None, :]
+        return None
+
+    def snapshot(self, k: int) -> dict:
+        """State k (0..T) in the live snapshot's shape; its network values are those of the decision taken
+        in state k (for the final state, the last decision's)."""
+        a, T = self.arrays, self.length
+        if not 0 <= k <= T:
+            raise IndexError(f"step {k} is outside the episode (0..{T})")
+        d = min(k, T - 1)
+        hyper = {f: a[f][d] for f in HYPER_FIELDS if f in a}
+        joint = self.joint_table(d)
+        av = a["avail"][d]
+        probe = {"q": a["q"][d], "avail": av, "chosen": a["actions"][d].astype(np.int64),
+                 "greedy": a["greedy"][d].astype(np.int64),
+                 "qtot_chosen": _opt(a, "qtot", d), "qtot_greedy": _opt(a, "qtot_greedy", d),
+                 "joint": joint, "joint_avail": None if joint is None else av[0][:, None] & av[1][None, :],
+                 "hyper": hyper, "credit": a["credit"][d] if "credit" in a else None,
+                 "res_value": _opt(a, "res", d)}
+        world = None
+        if "pos" in a:
+            world = {f: a[f][k] for f in DRAW_FIELDS}
+            world["tick"] = int(a["tick"][k])
+        full = self._full_trace()
+        return {"t": k, "t_env": int(self.header.get("t_env", 0)), "epsilon": float(self.header.get("epsilon", 0.0)),
+                "episode": int(self.header.get("episode_index", 0)), "paused": True, "probe": probe,
+                "world": world, "payoff": None, "trace": full, "last_episode": full, "cursor": k,
+                "env0_done": k == T, "reward": float(a["reward"][k - 1]) if k > 0 else 0.0, "time": time.time(),
+                "executed": None if k == 0 else a["actions"][k - 1].tolist(), "replay": True}
+
+    def _full_trace(self) -> dict:
+        if getattr(self, "_trace_cache", None) is None:
+            a = self.arrays
+            T = self.length
+            none = [None] * T
+            self._trace_cache = {
+                "qtot": a["qtot"].tolist() if "qtot" in a else a["q_taken_sum"].tolist(),
+                "greedy": a["qtot_greedy"].tolist() if "qtot_greedy" in a else none,
+                "res": a["res"].tolist() if "res" in a else none,
+                "credit": a["credit"].tolist() if "credit" in a else none,
+                "reward": a["reward"].tolist(), "return_to_go": self.return_to_go().tolist()}
+        return self._trace_cache
+
+    # ---- files ------------------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temporary file beside the target, then a rename, so an interrupted write never
+        leaves a torn episode file nor touches an earlier one."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hdr = dict(self.header, format=FORMAT, version=VERSION, length=self.length)
+        payload = {"header": np.frombuffer(json.dumps(hdr).encode(), dtype=np.uint8)}
+        payload.update(self.arrays)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **payload)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.path = str(path)
+        self.header = hdr
+        return path
+
+
+def _opt(a: dict, key: str, k: int):
+    return float(a[key][k]) if key in a else None
+
+
+def load_episode(path: str | Path) -> Episode:
+    """Read an episode file; every way it can be unusable is an `EpisodeFileError` naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise EpisodeFileError(f"episode file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise EpisodeFileError(f"{path} is a directory; expected an episode file (.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EpisodeFileError(f"{path} is not a readable episode file (truncated or not an .npz): {reason}") from None
+    if "header" not in arrays:
+        raise EpisodeFileError(f"{path} is not a qmix-workbench episode file (no header)")
+    try:
+        header = json.loads(arrays.pop("header").tobytes().decode())
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EpisodeFileError(f"{path} has a malformed header: {e}") from None
+    if header.get("format") != FORMAT:
+        raise EpisodeFileError(f"{path} is not a qmix-workbench episode file (format {header.get('format')!r}, "
+                               f"expected {FORMAT!r})")
+    if header.get("version") != VERSION:
+        raise EpisodeFileError(f"{path} has episode format version {header.get('version')!r}; this version of "
+                               f"qmix-workbench reads version {VERSION}")
+    import sims
+
+    known = sims.list_scenarios()
+    if header.get("map") not in known:
+        raise EpisodeFileError(f"{path} is an episode of map {header.get('map')!r}, which this simulator does not "
+                               f"have (maps: {', '.join(known)})")
+    missing = [k for k in ("actions", "avail", "q", "reward", "greedy", "key_steps", *DRAW_FIELDS, "tick")
+               if k not in arrays]
+    if missing:
+        raise EpisodeFileError(f"{path} is incomplete: missing {', '.join(missing)}")
+    T = arrays["actions"].shape[0]
+    if header.get("length") != T or arrays["pos"].shape[0] != T + 1 or arrays["q"].shape[0] != T:
+        raise EpisodeFileError(f"{path} is inconsistent: header says {header.get('length')} steps, arrays hold "
+                               f"{T} actions and {arrays['pos'].shape[0]} states")
+    return Episode(header, arrays, str(path))
+
+
+class EpisodeRecorder:
+    """Collects one environment's episode while a `Runner` (or a fork) plays it.
+
+    `begin(env, start_step)` after a reset or restore; `step(...)` after each env step with what the agents
+    saw and did; `finish(probe)` computes the networks' per-step values in one batch and returns the arrays.
+    Cheap per step: a few small copies of one battle's arrays.
+    """
+
+    def __init__(self, env_index: int = 0):
+        self.env_index = env_index
+        self.active = False
+
+    def begin(self, env, start_step: int = 0) -> None:
+        self.active = True
+        self.start = start_step
+        self.draw = {f: [] for f in DRAW_FIELDS}
+        self.tick, self.keys, self.key_steps = [], [], []
+        self.steps = {"actions": [], "forced": [], "avail": [], "q": [], "greedy": [], "reward": [],
+                      "hidden": [], "state": []}
+        self.key_at_start = int(env.world.rng_key[self.env_index])
+        self._capture(env, start_step)
+
+    def _capture(self, env, k: int) -> None:
+        b, w = self.env_index, env.world
+        for f, dt in DRAW_FIELDS.items():
+            self.draw[f].append(np.array(getattr(w, f)[b], dtype=dt))  # a copy: alive is bool already
+        self.tick.append(int(w.tick[b]))
+        if (k - self.start) % KEYFRAME_EVERY == 0:
+            self.keys.append(env.save_state(b))
+            self.key_steps.append(k)
+
+    def step(self, env, k: int, q, hidden, state, avail, actions, forced, reward: float, terminated: bool) -> None:
+        """Step k (the decision in state k) of this env: Qs [n, A], the GRU state before it [n, H], the global
+        state and masks it acted in, the executed joint action, which of it was forced, and its outcome."""
+        if not self.active:
+            return
+        s = self.steps
+        s["q"].append(_np(q).astype(np.float32))
+        s["hidden"].append(_np(hidden).astype(np.float32))
+        s["state"].append(np.asarray(state, dtype=np.float32))
+        av = np.asarray(avail, dtype=bool)
+        s["avail"].append(av)
+        s["actions"].append(np.asarray(actions, dtype=np.int16))
+        s["forced"].append(np.asarray(forced, dtype=bool))
+        qa = np.where(av, s["q"][-1], -np.inf)
+        s["greedy"].append(qa.argmax(-1).astype(np.int16))
+        s["reward"].append(np.float32(reward))
+        self._capture(env, k + 1)
+        if terminated:
+            self.final_avail = np.asarray(env._avail[self.env_index], dtype=bool) if hasattr(env, "_avail") else av
+            self.active = False
+
+    @property
+    def done(self) -> bool:
+        return not self.active and bool(self.steps["actions"]) if hasattr(self, "steps") else False
+
+    def finish(self, probe, header: dict) -> Episode:
+        """The episode as an `Episode` (from the recorder's start step on); `probe` computes Qtot, greedy Qtot,
+        credit, the mixer's weights and RES's target for all steps in one batch."""
+        s = self.steps
+        a = {f: np.stack(v) for f, v in self.draw.items()}
+        a["tick"] = np.asarray(self.tick, dtype=np.int32)
+        for f in ("actions", "forced", "q", "greedy", "hidden"):
+            a[f] = np.stack(s[f])
+        a["reward"] = np.asarray(s["reward"], dtype=np.float32)
+        final = getattr(self, "final_avail", s["avail"][-1])
+        a["avail"] = np.stack(s["avail"] + [final])
+        a["key_steps"] = np.asarray(self.key_steps, dtype=np.int32)
+        for name in self.keys[0]:
+            a["key." + name] = np.stack([k[name] for k in self.keys])
+        a.update(network_values(probe, a["q"], np.stack(s["state"]), a["avail"][:-1], a["actions"]))
+        hdr = dict(header)
+        hdr["episode_key"] = str(self.key_at_start)
+        hdr["forced"] = [[int(t) + self.start, int(i), int(a["actions"][t, i])] for t, i in np.argwhere(a["forced"])]
+        return Episode(hdr, a)
+
+
+def network_values(probe, q: np.ndarray, state: np.ndarray, avail: np.ndarray, actions: np.ndarray) -> dict:
+    """Per-step Qtot (taken, greedy), credit, hypernetwork outputs and RES target for K states, one batch."""
+    dev = next(probe.agent.parameters()).device
+    qt = torch.from_numpy(np.ascontiguousarray(q)).to(dev)
+    v = probe.trace_batch(qt, state, avail, actions.astype(np.int64))
+    out = {"qtot": v["qtot"].astype(np.float32), "qtot_greedy": v["greedy"].astype(np.float32)}
+    if probe.mixer is not None:
+        out["credit"] = np.asarray(v["credit"], dtype=np.float32)
+        with torch.no_grad():
+            hyper = probe.mixer.hyper(torch.from_numpy(state).to(dev))
+        for f in HYPER_FIELDS:
+            if f in hyper:
+                out[f] = hyper[f].cpu().numpy().astype(np.float32)
+    if v["res"] is not None:
+        out["res"] = np.asarray(v["res"], dtype=np.float32)
+    return out
+
+
+def _np(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def concat(prefix: Episode, k: int, tail: Episode) -> Episode:
+    """`prefix`'s steps before k followed by `tail`, recorded from state k on (a fork's continuation as a whole
+    episode)."""
+    a, b = prefix.arrays, tail.arrays
+    # per-state arrays of the tail start at state k and per-step ones at step k: both follow prefix[:k]
+    out = {f: np.concatenate([a[f][:k], v]) for f, v in b.items()
+           if f in a and f != "key_steps" and not f.startswith("key.")}
+    keep = a["key_steps"] < k
+    out["key_steps"] = np.concatenate([a["key_steps"][keep], b["key_steps"]])
+    for f in b:
+        if f.startswith("key."):
+            out[f] = np.concatenate([a[f][keep], b[f]])
+    hdr = dict(tail.header)
+    hdr["forced"] = [x for x in prefix.header.get("forced", []) if x[0] < k] + tail.header.get("forced", [])
+    hdr["episode_key"] = prefix.header.get("episode_key")
+    return Episode(hdr, out)

@@ -1,0 +1,150 @@
+"""Recording episodes to files: the header every file carries, the policy behind a file (for forks), the ring
+of Watch mode's last N episodes, and `record_episodes` (the `record` command)."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .episode_file import Episode, EpisodeFileError, EpisodeRecorder
+
+WEIGHT_PREFIX = "w."  # embedded network weights: "w.agent.<param>", "w.mixer.<param>"
+
+
+def episode_header(cfg, source: str, *, checkpoint: dict | None, t_env: int, epsilon: float, seed: int,
+                   episode_index: int, algorithm: str, dims: dict) -> dict:
+    """What a file says about where its episode came from (docs/episode_format.md)."""
+    return {"map": cfg.env.map_name, "profile": cfg.env.profile, "env_options": dict(cfg.env.options),
+            "seed": int(seed), "episode_index": int(episode_index), "algorithm": algorithm,
+            "mixer": cfg.algo.mixer, "res": bool(cfg.algo.res), "gamma": float(cfg.learner.gamma),
+            "config": cfg.to_dict(), "dims": dict(dims), "checkpoint": checkpoint, "t_env": int(t_env),
+            "epsilon": float(epsilon), "source": source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def embed_weights(ep: Episode, agent, mixer) -> None:
+    """Put the acting networks' weights into the episode (training recordings: no checkpoint holds them)."""
+    for name, net in (("agent", agent), ("mixer", mixer)):
+        if net is None:
+            continue
+        for k, v in net.state_dict().items():
+            ep.arrays[f"{WEIGHT_PREFIX}{name}.{k}"] = v.detach().cpu().numpy().copy()
+    ep.header["weights"] = "embedded"
+
+
+def _weights_of(ep: Episode, name: str) -> dict:
+    pre = f"{WEIGHT_PREFIX}{name}."
+    return {k[len(pre):]: torch.from_numpy(np.array(v)) for k, v in ep.arrays.items() if k.startswith(pre)}
+
+
+def _find_checkpoint(path: Path, digest: str | None):
+    """The checkpoint the episode was played with: `path` if its digest still matches, else a sibling with that
+    digest (latest.pt moves on as a run trains; the t*.pt it pointed to stays)."""
+    from .checkpoint import CheckpointError, load_checkpoint
+
+    tried = [path] + sorted(path.parent.glob("t*.pt"), reverse=True)
+    for p in tried:
+        if not p.is_file():
+            continue
+        try:
+            meta, tensors = load_checkpoint(p)
+        except CheckpointError:
+            continue
+        if digest is None or meta.get("digest") == digest:
+            return meta, tensors
+    return None
+
+
+def episode_policy(ep: Episode, device="cpu"):
+    """(config, agent, mixer) that played `ep`: embedded weights, or its checkpoint (checked by digest)."""
+    from .config import from_dict
+    from .learner_host import build_networks, load_actor_weights
+
+    cfg = from_dict(ep.header["config"])
+    dims = ep.header["dims"]
+    agent, mixer = build_networks(cfg, dims, device)
+    if ep.header.get("weights") == "embedded":
+        agent.load_state_dict(_weights_of(ep, "agent"))
+        if mixer is not None:
+            mixer.load_state_dict(_weights_of(ep, "mixer"))
+        return cfg, agent, mixer
+    ck = ep.header.get("checkpoint") or {}
+    path = ck.get("path")
+    if not path:
+        raise EpisodeFileError(f"{ep.name}: forking needs the policy's weights, and this episode names no "
+                               f"checkpoint (replay still works)")
+    found = _find_checkpoint(Path(path), ck.get("digest"))
+    if found is None:
+        why = "no longer exists" if not Path(path).exists() else "has changed since the episode was recorded " \
+                                                                  "(its digest differs)"
+        raise EpisodeFileError(f"{ep.name}: forking needs the policy's weights, and its checkpoint {path} {why} "
+                               f"(replay still works)")
+    load_actor_weights(agent, mixer, found[1]["learner"])
+    return cfg, agent, mixer
+
+
+class EpisodeRing:
+    """An `episodes/` directory that keeps the newest `keep` files of one prefix (Watch mode's ring)."""
+
+    def __init__(self, directory: str | Path, prefix: str, keep: int):
+        if keep < 1:
+            raise ValueError(f"keep: expected at least 1 episode, got {keep}")
+        self.dir, self.prefix, self.keep = Path(directory), prefix, int(keep)
+
+    def files(self) -> list[Path]:
+        pat = re.compile(re.escape(self.prefix) + r"_\d+.*\.npz$")
+        return sorted(p for p in self.dir.glob(f"{self.prefix}_*.npz") if pat.match(p.name))
+
+    def save(self, ep: Episode, name: str) -> Path:
+        path = ep.save(self.dir / f"{self.prefix}_{name}.npz")
+        for old in self.files()[: -self.keep]:
+            old.unlink(missing_ok=True)
+        return path
+
+
+def checkpoint_ref(meta: dict) -> dict:
+    return {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
+
+
+def run_dir_of_checkpoint(meta: dict) -> Path | None:
+    p = Path(meta["path"]).resolve()
+    return p.parent.parent if p.parent.name == "checkpoints" else None
+
+
+def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, device="cpu", log=print) -> list[Path]:
+    """Play `episodes` greedy episodes of a checkpoint, one battle at a time, and write each to a file."""
+    from .config import check_seed
+    from .envs import make_env_for
+    from .evaluate import load_policy
+    from .probe import Probe
+    from .runner import Runner
+
+    if not 1 <= episodes <= 10_000:
+        raise ValueError(f"--episodes: expected a whole number in [1, 10000], got {episodes}")
+    check_seed("--seed", seed)
+    cfg, agent, mixer, meta = load_policy(checkpoint, device)
+    if meta.get("fallback"):
+        log(meta["fallback"])
+    out = Path(out_dir) if out_dir else (run_dir_of_checkpoint(meta) or Path(".")) / "episodes"
+    env = make_env_for(cfg, 1, seed, autoreset=False)
+    if not hasattr(env, "world"):
+        raise ValueError(f"{cfg.env.map_name} is a matrix game: its one-step episodes have no battle to record")
+    runner = Runner(env, agent, torch.device(device), cfg.learner.gamma)
+    runner.recorder = EpisodeRecorder(0)
+    probe = Probe(agent, mixer, cfg.algo.res_beta if cfg.algo.res else None)
+    dims = meta["fingerprint"]
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(episodes):
+        b = runner.run(0.0, rng)
+        hdr = episode_header(cfg, "record", checkpoint=checkpoint_ref(meta), t_env=meta["t_env"], epsilon=0.0,
+                             seed=seed, episode_index=i, algorithm=meta["algorithm"], dims=dims)
+        ep = runner.recorder.finish(probe, hdr)
+        path = ep.save(out / f"record_s{seed}_{i:05d}.npz")
+        paths.append(path)
+        log(f"{path}: {'won' if b.won[0] else 'lost'} in {int(b.length[0])} steps, return "
+            f"{float(b.episode_return[0]):.2f}, {int(b.dead_enemies[0])} enemies killed")
+    return paths
