@@ -1,7 +1,9 @@
 """`WorkbenchState`: what the window shows, kept free of Qt so it can be tested without one.
 
 Panels are thin views over it: the latest snapshot, the selected agent, the mode, the metric
-series (growing arrays), status figures and the last error.
+series (growing arrays), status figures and the last error. A snapshot comes from one of three
+sources — the trainer process (training, Watch mode) or an episode file (Replay mode, whose cursor
+and playback live in `workbench.replay.ReplayModel`) — and looks the same from all three.
 """
 from __future__ import annotations
 
@@ -61,7 +63,7 @@ CURVES = ["return", "won", "test_win_rate", "loss", "td_error", "epsilon", "over
 
 class WorkbenchState:
     def __init__(self):
-        self.mode = "idle"  # idle | train | watch
+        self.mode = "idle"  # idle | train | watch | replay
         self.paused = False
         self.selected_agent = 0
         self.snapshot: dict | None = None
@@ -82,6 +84,8 @@ class WorkbenchState:
         self.watch_episodes: list[dict] = []
         self.nonfinite: list[tuple[int, int, str]] = []  # (t_env, update, quantity) of each non-finite update
         self.alert: str | None = None  # a warning the status bar shows in red until the next run
+        self.replay = None  # the `ReplayModel` in Replay mode
+        self.recorded_episodes: list[str] = []  # episode files Watch mode wrote, oldest first
 
     # ---- messages from the trainer ------------------------------------------------------------------
     def ingest(self, messages) -> None:
@@ -129,6 +133,23 @@ class WorkbenchState:
                 self.messages.append(str(m))
             elif kind == "end":
                 self.messages.append(f"finished at {m.get('t_env', 0):,} env steps")
+            elif kind == "recorded":
+                self.recorded_episodes.append(str(m))
+                self.messages.append(f"episode recorded: {m}")
+
+    def open_replay(self, replay) -> None:
+        """Replay mode on `replay` (a `ReplayModel`): the episode header stands in for the trainer's "start"
+        message, so the panels are configured the same way."""
+        self.mode = "replay"
+        self.replay = replay
+        self.paused = False
+        self.algorithm = replay.algorithm
+        self.config = replay.config
+        self.env_info = replay.env_info()
+        self.map_name = replay.map_name
+        self.t_env = int(replay.header.get("t_env", 0))
+        self.error = None
+        self.alert = None
 
     def load_metrics(self, metrics: dict) -> None:
         """Fill the curves from a run's metrics.csv, as read by `workbench.plot.read_metrics`."""
@@ -150,8 +171,9 @@ class WorkbenchState:
         if exitcode not in (0, None) and self.error is None:
             self.error = (f"the trainer process died (exit code {exitcode}) without a message; "
                           f"the run directory keeps everything written so far: {self.run_dir or '(none yet)'}")
-        self.mode = "idle"
-        self.paused = False
+        if self.mode != "replay":  # an episode opened after a run stopped outlives that run's exit report
+            self.mode = "idle"
+            self.paused = False
 
     def select_agent(self, i: int) -> None:
         n = self.env_info.get("n_agents", 1)

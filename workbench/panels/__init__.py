@@ -7,5 +7,7 @@ from .joint import JointPanel
 from .mixer import MixerPanel
 from .qtot import QtotPanel
 from .qvalues import QValuesPanel
+from .timeline import TimelinePanel
 
-__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "JointPanel", "MixerPanel", "QtotPanel", "QValuesPanel"]
+__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "JointPanel", "MixerPanel", "QtotPanel", "QValuesPanel",
+           "TimelinePanel"]

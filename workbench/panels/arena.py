@@ -1,4 +1,5 @@
-"""Arena: the live battle of environment 0, drawn by `sims.render` from the snapshot's world arrays."""
+"""Arena: the live battle of environment 0 (or a replayed episode's state), drawn by `sims.render` from the
+snapshot's world arrays."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,10 +54,16 @@ class ArenaPanel(QWidget):
             return
         from sims.world import WorldView
 
+        world = snap["world"]
+        if snap.get("replay"):
+            # episode files keep positions as float32, and pygame takes a float64 (a Python float) as a coordinate
+            # but refuses a float32 one
+            world = {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
+                     for k, v in world.items()}
         if self.view is None:
-            self.view = WorldView(self._world, snap["world"])
+            self.view = WorldView(self._world, world)
         else:
-            self.view.update(snap["world"])
+            self.view.update(world)
         frame = self.renderer.frame(self.view, 0, title=title, highlight=selected)
         self.frame = frame
         h, w, _ = frame.shape

@@ -1,5 +1,6 @@
-"""Controls: scenario, algorithm, key hyperparameters, device, seed; run buttons; snapshot rate;
-checkpoints and run directories; forcing an action while paused (Intervene)."""
+"""Controls: scenario, algorithm, key hyperparameters, device, seed; run buttons; snapshot rate, watch speed and
+how many watched episodes to keep as files; checkpoints and run directories; forcing an action while paused
+(Intervene)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
@@ -91,6 +92,10 @@ class ControlsPanel(QWidget):
         self.watch_speed = _dspin(0.5, 1000.0, 8.0, 1, 2.0)
         self.watch_speed.setToolTip("Watch mode: env steps per second (one step = 0.5 game seconds)")
         f2.addRow("watch speed (steps/s)", self.watch_speed)
+        self.keep_episodes = _spin(1, 10_000, 20)
+        self.keep_episodes.setToolTip("Watch mode writes each episode it plays to the run's episodes/ directory "
+                                      "and keeps the newest N files (File > Open last recorded episode)")
+        f2.addRow("keep last N episodes", self.keep_episodes)
         grid.addLayout(f2, 5, 0, 1, 3)
         lay.addWidget(r)
 
@@ -152,7 +157,7 @@ class ControlsPanel(QWidget):
                 f'run.device="{self.device.currentText()}"', f"run.seed={self.seed.value()}"]
 
     def set_running(self, mode: str, paused: bool) -> None:
-        running = mode != "idle"
+        running = mode not in ("idle", "replay")  # a replay runs no process: everything can start from it
         self.start.setEnabled(not running)
         self.load.setEnabled(not running)
         self.open_run.setEnabled(not running)

@@ -1,11 +1,12 @@
 """Mixer: QMIX's hypernetwork outputs for the current state (|W1|, b1, |W2|, V(s)) and the credit
-dQtot/dQi per agent over the episode."""
+dQtot/dQi per agent over the episode (in Replay mode with a cursor at the step shown)."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 
-from .common import LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, set_image_levels, set_y_range
+from .common import (LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, set_image_levels,
+                     set_view_range, set_y_range)
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -49,6 +50,9 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         self.credit_plot.addLegend(offset=(10, 5), brush=LEGEND_BRUSH)
         self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1.5))
+        self.cursor.setVisible(False)
+        self.credit_plot.addItem(self.cursor, ignoreBounds=True)
 
     def show_snapshot(self, snap: dict) -> None:
         probe = snap["probe"]
@@ -62,11 +66,20 @@ class MixerPanel(pg.GraphicsLayoutWidget):
                 lo, hi = self.levels[key](data)
                 set_image_levels(img, bar, data, (lo, hi), ends_only=True)
             self.v_label.setText(f"V(s) = {float(hyper['v']):+.3f}    (state-value bias of Qtot)")
+        k = snap.get("cursor")
+        if self.kind is not None:
+            if k is not None:
+                self.cursor.setValue(k)
+            if self.cursor.isVisible() != (k is not None):
+                self.cursor.setVisible(k is not None)
         credit = (snap.get("trace") or {}).get("credit", [])
         credit = [c for c in credit if c is not None]
         if credit:
             c = np.asarray(credit, float)
-            grow_range(self.credit_plot, len(c))
+            if k is None:
+                grow_range(self.credit_plot, len(c))
+            else:
+                set_view_range(self.credit_plot, "x", 0, max(len(c), 1), padding=0.02)
             set_y_range(self.credit_plot, self.levels["credit"], c)
             for i, curve in enumerate(self.credit_curves):
                 if i < c.shape[1]:

@@ -1,12 +1,12 @@
 """Qtot over the episode's steps beside the discounted return actually earned (overestimation),
-with RES's softmax target beside the max target when RES is on."""
+with RES's softmax target beside the max target when RES is on; in Replay mode, a cursor at the step shown."""
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from .common import LEGEND_BRUSH, StableLevels, grow_range, label_plot, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, grow_range, label_plot, set_view_range, set_y_range
 
 
 class QtotPanel(pg.PlotWidget):
@@ -24,9 +24,18 @@ class QtotPanel(pg.PlotWidget):
         self.last_g = p.plot(pen=pg.mkPen((255, 90, 90), width=2), name="discounted return earned, last episode")
         self.label = pg.TextItem("", color=(255, 120, 120), anchor=(0, 0))
         p.addItem(self.label, ignoreBounds=True)
+        # Replay mode's step: the whole episode is drawn and a vertical line says where the other panels are
+        self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1.5))
+        self.cursor.setVisible(False)
+        p.addItem(self.cursor, ignoreBounds=True)
         self.gap = None
 
     def show_trace(self, snap: dict) -> None:
+        k = snap.get("cursor")
+        if k is not None:
+            self.cursor.setValue(k)
+        if self.cursor.isVisible() != (k is not None):
+            self.cursor.setVisible(k is not None)
         tr = snap.get("trace") or {}
         q = np.asarray(tr.get("qtot", []), dtype=float)
         self.cur.setData(np.arange(len(q)), q)
@@ -36,7 +45,11 @@ class QtotPanel(pg.PlotWidget):
         self.res.setData(np.arange(len(res)), np.asarray(res, dtype=float))
         last = snap.get("last_episode")
         p = self.getPlotItem()
-        grow_range(p, max(len(q), len(last["qtot"]) if last else 0))
+        n = max(len(q), len(last["qtot"]) if last else 0)
+        if k is None:
+            grow_range(p, n)
+        else:  # one whole episode: exactly its steps (its final state included), as the timeline spans them
+            set_view_range(p, "x", 0, max(n, 1), padding=0.02)
         set_y_range(p, self.levels, q, g, res, last and last["qtot"], last and last["return_to_go"])
         if last:
             lq = np.asarray(last["qtot"], dtype=float)
@@ -46,7 +59,8 @@ class QtotPanel(pg.PlotWidget):
             self.last_g.setData(np.arange(L), lg[:L])
             self.gap = float(np.mean(lq[:L] - lg[:L])) if L else None
             if self.gap is not None:
-                self.label.setText(f"last episode: mean Qtot - return = {self.gap:+.2f}")
+                who = "this episode" if snap.get("replay") else "last episode"
+                self.label.setText(f"{who}: mean Qtot - return = {self.gap:+.2f}")
                 vb = self.getPlotItem().vb
                 (x0, _), (_, y1) = vb.viewRange()
                 self.label.setPos(x0, y1)
