@@ -1,11 +1,15 @@
 """Training throughput of QMIX on 2c_vs_64zg with the shipped preset's schedule.
 
-Usage: python benchmarks/bench_train.py [--preset qmix_2c_vs_64zg] [--seconds 60] [--device cpu]
+Usage: python benchmarks/bench_train.py [--preset qmix_2c_vs_64zg] [--seconds 60] [--device cpu] [--set K=V ...]
+                                        [--recording]
 Prints: acting env steps/s (epsilon-greedy rounds, no learning), time per update at batch 32
 episodes for short (as collected) and full-length (400-step) episodes, and end-to-end training
 env steps/s (collect + store + updates, the preset's updates per round) with the learner in its own
 process (the 2c presets' default: acting and learning overlap, one round apart) and inline (PyMARL's
 schedule: collect, then update, torch and numba threads over both cores).
+With --recording it measures only what recording episode files costs: acting rounds with environment 0
+recorded every round (the worst case: a run records every round until its first win) against none,
+interleaved, and end-to-end training (learner process) with the preset's recording settings against none.
 """
 import argparse
 import os
@@ -36,9 +40,13 @@ def main():
     p.add_argument("--preset", default="qmix_2c_vs_64zg")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--set", dest="overrides", action="append", default=[])
+    p.add_argument("--recording", action="store_true")
     a = p.parse_args()
     base = [f'run.device="{a.device}"', "run.test_interval=100000000", "run.save_interval=0",
-            'run.runs_dir="/tmp/qmix-bench-runs"']
+            'run.runs_dir="/tmp/qmix-bench-runs"', *a.overrides]
+    if a.recording:
+        return recording_cost(a, base)
     cfg = load_config(a.preset, base + ["run.learner_process=false"])
     L = cfg.learner
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
@@ -87,6 +95,40 @@ def main():
         print(f"| end-to-end training over {a.seconds:.0f} s, {name} ({t.t_env:,d} env steps, {t.updates} updates) | "
               f"{rate:,.0f} env steps/s |")
     print(f"| updates per env step (learner process) | {tr_p.updates / max(tr_p.t_env, 1):.4f} |")
+
+
+def recording_cost(a, base):
+    from models.episode_file import EpisodeRecorder
+
+    off = ["run.record_interval=0", "run.record_first_win=false"]
+    cfg = load_config(a.preset, base + ["run.learner_process=false"] + off)
+    print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; preset {a.preset}")
+    tr = Trainer(cfg, log=lambda *x: None)
+    rng = np.random.default_rng(0)
+    rec = EpisodeRecorder(0)
+    rate = {False: [0, 0.0], True: [0, 0.0]}
+    t_end = time.perf_counter() + a.seconds / 2
+    while time.perf_counter() < t_end:
+        for on in (False, True):  # interleaved, so drifts of a shared machine hit both
+            tr.runner.recorder = rec if on else None
+            t = time.perf_counter()
+            b = tr.runner.run(0.5, rng)
+            if on:
+                rec.finish(tr.probe, {})
+            rate[on][0] += int(b.length.sum())
+            rate[on][1] += time.perf_counter() - t
+    tr.close()
+    e2e = {}
+    for name, extra in (("no recording", off), ("the preset's recording (first win + interval)", [])):
+        e2e[name] = end_to_end(load_config(a.preset, base + ["run.learner_process=true"] + extra), a.seconds)[0]
+    r0, r1 = (rate[k][0] / rate[k][1] for k in (False, True))
+    print("| measure | no recording | recording | cost |")
+    print("|---|---:|---:|---:|")
+    print(f"| acting, env 0 recorded every round | {r0:,.0f} env steps/s | {r1:,.0f} env steps/s | "
+          f"{1 - r1 / r0:.1%} |")
+    (n0, v0), (n1, v1) = e2e.items()
+    print(f"| end-to-end, learner process, {a.seconds:.0f} s | {v0:,.0f} env steps/s | {v1:,.0f} env steps/s | "
+          f"{1 - v1 / v0:.1%} |")
 
 
 if __name__ == "__main__":

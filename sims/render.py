@@ -55,8 +55,9 @@ class Renderer:
 
     # map units -> pixels
     def to_px(self, x, y):
+        # Python floats: pygame refuses numpy float32 coordinates (episode files store positions as float32)
         s = self.scale
-        return (x - self.x0) * s, self.hud_h + (self.y1 - y) * s
+        return float((x - self.x0) * s), float(self.hud_h + (self.y1 - y) * s)
 
     def to_map(self, px, py):
         """Pixel of a frame -> map coordinates (for clicks on a shown frame)."""

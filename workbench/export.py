@@ -193,9 +193,8 @@ class FrameComposer:
 
         a = self.ep.arrays
         # the snapshot's "world", read straight from the arrays (the rest of a snapshot costs a fifth of an
-        # arena-only frame); as float64: episode files keep positions as float32, and pygame refuses a float32
-        # coordinate (the beams would not draw)
-        world = {f: a[f][i].astype(np.float64) if a[f].dtype == np.float32 else a[f][i] for f in DRAW_FIELDS}
+        # arena-only frame)
+        world = {f: a[f][i] for f in DRAW_FIELDS}
         world["tick"] = int(a["tick"][i])
         if self.view is None:
             self.view = WorldView(self.world, world)

@@ -55,11 +55,6 @@ class ArenaPanel(QWidget):
         from sims.world import WorldView
 
         world = snap["world"]
-        if snap.get("replay"):
-            # episode files keep positions as float32, and pygame takes a float64 (a Python float) as a coordinate
-            # but refuses a float32 one
-            world = {k: v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
-                     for k, v in world.items()}
         if self.view is None:
             self.view = WorldView(self._world, world)
         else:
