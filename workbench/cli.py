@@ -61,6 +61,9 @@ def main(argv=None) -> int:
     ex.add_argument("--panels", default="arena", help="comma-separated: arena, qvalues, qtot, joint, mixer "
                                                        "(default: arena)")
     ex.add_argument("--fps", type=float, default=8.0)
+    from workbench.sweep_cli import add_parsers as _add_sweep_parsers
+
+    sweep_commands = _add_sweep_parsers(sub)  # sweep, compare
     args = p.parse_args(argv)
     from models.errors import DivergenceError, user_message
 
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables, "record": _record, "replay": _replay, "fork": _fork,
-                "export": _export}[args.cmd](args)
+                "export": _export, **sweep_commands}[args.cmd](args)
     except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
         if args.debug:
             raise

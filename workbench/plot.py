@@ -1,4 +1,5 @@
-"""`qmix-workbench plot RUN_DIR`: the run's curves (test win rate, return, overestimation) as a PNG."""
+"""PNG plots: `qmix-workbench plot RUN_DIR` (one run's win rate, return and overestimation curves) and
+`qmix-workbench compare --out` (groups of runs with their bands, from `models.compare`)."""
 from __future__ import annotations
 
 import csv
@@ -61,6 +62,56 @@ def plot_run(run_dir, out_png, width=1500, height=420) -> str:
                                                      (("episode", "return"), "training (mean of 200)", (30, 100, 200), True)])
     panel(2, "overestimation: Qtot - discounted return", "Qtot - G",
           [(("episode", "overestimation"), "training episodes (mean of 200)", (200, 40, 40), True)])
+    win.show()
+    _app.processEvents()
+    exp = pg.exporters.ImageExporter(win.scene())
+    exp.parameters()["width"] = width
+    exp.export(str(out_png))
+    win.close()
+    return str(out_png)
+
+
+# distinct on white, one per group (cycled past eight)
+GROUP_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+                 (227, 119, 194), (127, 127, 127)]
+
+
+def plot_compare(comparison, out_png, width=1400, height=480) -> str:
+    """A `models.compare.Comparison` as a PNG: each group's centre curve and band over env steps (left) and
+    over training wall-clock time (right)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    import pyqtgraph.exporters  # noqa: F401
+    from PySide6.QtWidgets import QApplication
+
+    _app = QApplication.instance() or QApplication([])
+    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    win = pg.GraphicsLayoutWidget()
+    win.resize(width, height)
+    what = "greedy test win rate" if comparison.metric == "test_win_rate" else comparison.metric
+    band = "IQR" if comparison.stat == "median" else "95% bootstrap CI"
+    for col, (attr, xlabel, units) in enumerate((("by_steps", "env steps", "steps"),
+                                                 ("by_wall", "training wall time", "s"))):
+        p = win.addPlot(row=0, col=col)
+        p.setTitle(f"{what}: {comparison.stat} and {band} over seeds")
+        p.setLabel("left", what)
+        p.getAxis("left").enableAutoSIPrefix(False)
+        p.setLabel("bottom", xlabel, units=units)
+        p.showGrid(x=True, y=True, alpha=0.3)
+        p.addLegend(offset=(5, 5))
+        if comparison.metric == "test_win_rate":
+            p.setYRange(0.0, 1.0, padding=0.02)
+        for i, g in enumerate(comparison.groups):
+            b = getattr(g, attr)
+            ok = np.isfinite(b.center)
+            if not ok.any():
+                continue
+            colour = GROUP_COLOURS[i % len(GROUP_COLOURS)]
+            x = b.x[ok]
+            lo = p.plot(x, b.lo[ok], pen=pg.mkPen(colour + (90,), width=1))
+            hi = p.plot(x, b.hi[ok], pen=pg.mkPen(colour + (90,), width=1))
+            p.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour + (50,))))
+            p.plot(x, b.center[ok], pen=pg.mkPen(colour, width=2), name=f"{g.label} ({len(g.runs)} seeds)")
     win.show()
     _app.processEvents()
     exp = pg.exporters.ImageExporter(win.scene())

@@ -1,0 +1,349 @@
+"""Comparing runs: group run directories by configuration, put each run's evaluation curve on a common grid
+(of env steps, and of training wall-clock seconds), and summarise each group across its seeds.
+
+The summary follows SMAC's convention by default: the median and the interquartile range across seeds;
+`stat="mean"` gives the mean and a 95% bootstrap interval instead. `compare_runs` returns plain arrays in
+dataclasses (no Qt): the CLI prints `Comparison.table()` and draws the bands; the app's Compare window can
+be a view over the same object.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WorkbenchError
+
+STATS = ("median", "mean")
+THRESHOLDS = (0.5, 0.8)  # greedy win rates whose first crossing is timed
+# run bookkeeping: where and under what name a run was written, how often it saved or recorded, how long it
+# was allowed to go. Two runs that differ only here are seeds of one configuration.
+BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "run.threads", "run.snapshot_hz",
+                         "run.save_interval", "run.save_buffer", "run.record_interval", "run.record_first_win",
+                         "run.t_max", "run.time_limit_s", "run.on_nonfinite"})
+BOOTSTRAP_RESAMPLES = 2000
+# the final evaluation's field (final_eval.json, written by a sweep) for a metrics.csv eval column
+FINAL_EVAL_FIELDS = {"test_win_rate": "win_rate", "test_return": "return"}
+
+
+class CompareError(WorkbenchError, ValueError):
+    """The runs cannot be compared as asked; the message names the directory or option."""
+
+
+@dataclass
+class RunCurve:
+    """One run's evaluations (eval rows of metrics.csv, one per env step count, the last one kept)."""
+    run_dir: Path
+    seed: int
+    config: dict  # flat: "section.key" -> value
+    t_env: np.ndarray
+    wall_s: np.ndarray  # training wall time at each evaluation
+    value: np.ndarray  # the compared metric
+    win_rate: np.ndarray  # greedy test win rate (for the threshold times)
+    final: float  # the metric at the end: final_eval.json's (win rate, return), else the last eval row's
+    final_episodes: int | None  # episodes behind `final` when it is final_eval.json's
+    steps_per_s: float  # env steps over training wall time
+
+    def at(self, t: float, x: str = "t_env") -> float:
+        """The metric at env steps (or wall seconds) `t`, linearly interpolated; nan outside the run."""
+        xs = self.t_env if x == "t_env" else self.wall_s
+        if not len(xs) or t < xs[0] or t > xs[-1]:
+            return math.nan
+        return float(np.interp(t, xs, self.value))
+
+    def first_reaching(self, threshold: float) -> tuple[float, int] | None:
+        """(wall s, env steps) of the first evaluation with win rate >= threshold; None when none."""
+        hit = np.nonzero(self.win_rate >= threshold)[0]
+        return None if not len(hit) else (float(self.wall_s[hit[0]]), int(self.t_env[hit[0]]))
+
+
+@dataclass
+class Band:
+    """A group's curve on a grid: the centre (median or mean) and a band (IQR or 95% CI); nan where some
+    seed has no evaluation yet or any more."""
+    x: np.ndarray
+    center: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+
+@dataclass
+class Group:
+    label: str
+    config: dict  # flat config shared by its runs (bookkeeping keys left out)
+    runs: list[RunCurve]
+    by_steps: Band
+    by_wall: Band
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+
+@dataclass
+class Comparison:
+    metric: str
+    stat: str
+    at: list[int]  # env steps the table reports the metric at
+    groups: list[Group]
+    skipped: list[str] = field(default_factory=list)  # runs left out, with why
+
+    def table(self) -> str:
+        return format_table(self)
+
+
+# ---- reading runs ---------------------------------------------------------------------------------------
+
+def flatten(doc: dict, prefix: str = "") -> dict:
+    """{"learner": {"lr": 1e-3}} -> {"learner.lr": 1e-3}; env.options stays one value (a table)."""
+    out = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not prefix:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories from run directories, sweep directories (their trials, in sweep order) or
+    directories of runs."""
+    from .sweep import SWEEP_FILE, SweepSpec
+
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if (p / "metrics.csv").is_file():
+            runs.append(p)
+        elif (p / SWEEP_FILE).is_file():
+            found = [p / t.name for t in SweepSpec.read(p).trials if (p / t.name / "metrics.csv").is_file()]
+            if not found:
+                raise CompareError(f"{p}: a sweep directory none of whose runs has started (no metrics.csv)")
+            runs += found
+        elif p.is_dir():
+            found = sorted(c for c in p.iterdir() if (c / "metrics.csv").is_file())
+            if not found:
+                raise CompareError(f"{p}: not a run directory (no metrics.csv), a sweep directory (no sweep.toml) "
+                                   f"or a directory of runs")
+            runs += found
+        else:
+            raise CompareError(f"{p}: no such directory; expected a run or sweep directory")
+    seen, out = set(), []
+    for r in runs:
+        key = r.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
+def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
+    d = Path(run_dir)
+    try:
+        config = flatten(tomllib.loads((d / "config.toml").read_text()))
+    except FileNotFoundError:
+        raise CompareError(f"{d}: no config.toml; expected a run directory") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
+    evals: dict[int, tuple[float, float, float]] = {}
+    t_last, wall_max = 0, 0.0
+    with open(d / "metrics.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        if metric not in (reader.fieldnames or []):
+            cols = [c for c in (reader.fieldnames or []) if c.startswith("test_")]
+            raise CompareError(f"--metric {metric!r}: not a column of {d / 'metrics.csv'}; evaluation columns: "
+                               f"{', '.join(cols)}")
+        for row in reader:
+            try:
+                t = int(float(row["t_env"]))
+                wall = float(row["wall_s"]) if row.get("wall_s") else math.nan
+            except (TypeError, ValueError):
+                continue  # a torn row (a crash mid-write); the resume repairs it
+            t_last = max(t_last, t)
+            if wall == wall:
+                wall_max = max(wall_max, wall)
+            if row.get("kind") == "eval" and row.get(metric):
+                win = float(row["test_win_rate"]) if row.get("test_win_rate") else math.nan
+                evals[t] = (wall, float(row[metric]), win)  # the end of training repeats a step: last wins
+    ts = np.array(sorted(evals), dtype=float)
+    cols = np.array([evals[int(t)] for t in ts], dtype=float).reshape(-1, 3)
+    final, final_episodes = (float(cols[-1, 1]) if len(cols) else math.nan), None
+    fe = d / "final_eval.json"
+    if fe.is_file() and metric in FINAL_EVAL_FIELDS:
+        try:
+            doc = json.loads(fe.read_text())
+            final, final_episodes = float(doc[FINAL_EVAL_FIELDS[metric]]), int(doc["episodes"])
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged file: the last eval row stands in
+    return RunCurve(run_dir=d, seed=int(config.get("run.seed", 0)), config=config, t_env=ts, wall_s=cols[:, 0],
+                    value=cols[:, 1], win_rate=cols[:, 2], final=final, final_episodes=final_episodes,
+                    steps_per_s=t_last / wall_max if wall_max > 0 else math.nan)
+
+
+# ---- statistics -----------------------------------------------------------------------------------------
+
+def summarise(values: np.ndarray, stat: str, rng: np.random.Generator | None = None) -> tuple:
+    """(centre, lo, hi) over axis 0 (the seeds) of `values` [seeds, points]: median and quartiles, or the
+    mean and a 95% bootstrap interval (resampling seeds)."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim == 1:
+        values = values[:, None]
+    if stat == "median":
+        c, lo, hi = np.percentile(values, [50, 25, 75], axis=0)
+        return c, lo, hi
+    c = values.mean(axis=0)
+    n = values.shape[0]
+    if n < 2:
+        return c, c.copy(), c.copy()
+    rng = rng or np.random.default_rng(0)  # a fixed stream: the same runs give the same table
+    idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    means = values[idx].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5], axis=0)
+    return c, lo, hi
+
+
+def _band(runs: list[RunCurve], x: np.ndarray, axis: str, stat: str) -> Band:
+    ys = np.full((len(runs), len(x)), np.nan)
+    for i, r in enumerate(runs):
+        xs = r.t_env if axis == "t_env" else r.wall_s
+        if len(xs):
+            inside = (x >= xs[0]) & (x <= xs[-1])
+            ys[i, inside] = np.interp(x[inside], xs, r.value)
+    c = np.full(len(x), np.nan)
+    lo, hi = c.copy(), c.copy()
+    full = np.all(np.isfinite(ys), axis=0)  # where every seed has a value: the band never mixes seed counts
+    if full.any():
+        c[full], lo[full], hi[full] = summarise(ys[:, full], stat)
+    return Band(x, c, lo, hi)
+
+
+def group_key(config: dict) -> tuple:
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.items() if k not in BOOKKEEPING))
+
+
+def _labels(configs: list[dict]) -> list[str]:
+    """Algorithm (and map, when they differ), then the keys whose values differ between the groups."""
+    from .registry import algorithm_of
+
+    keys = sorted({k for c in configs for k in c})
+    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
+    maps_differ = "env.map_name" in differ
+    labels = []
+    for c in configs:
+        try:
+            name = algorithm_of(c.get("algo.mixer", "qmix"), c.get("algo.res", False)).name
+        except ValueError:
+            name = f"mixer {c.get('algo.mixer')}"
+        if maps_differ:
+            name += f" on {c.get('env.map_name')}"
+        extra = [f"{k}={c.get(k)}" for k in differ if k not in ("algo.mixer", "algo.res", "env.map_name")]
+        labels.append(" ".join([name, *extra]))
+    seen: dict[str, int] = {}
+    for i, lab in enumerate(labels):
+        seen[lab] = seen.get(lab, 0) + 1
+        if seen[lab] > 1:
+            labels[i] = f"{lab} ({seen[lab]})"
+    return labels
+
+
+def compare_runs(paths: list[str | Path], metric: str = "test_win_rate", stat: str = "median",
+                 at: list[int] | None = None, points: int = 200) -> Comparison:
+    """Read the runs under `paths`, group them by configuration and summarise each group (see module doc).
+    `at`: env steps for the table (default: a quarter, half and all of the shortest run)."""
+    if stat not in STATS:
+        raise CompareError(f"--stat: expected one of {', '.join(STATS)}, got {stat!r}")
+    if at is not None and any(t < 0 for t in at):
+        raise CompareError(f"--at: expected env steps >= 0, got {at}")
+    runs, skipped = [], []
+    for d in find_runs(paths):
+        r = read_run(d, metric)
+        if len(r.t_env):
+            runs.append(r)
+        else:
+            skipped.append(f"{d}: no evaluation yet")
+    if not runs:
+        raise CompareError("no run has an evaluation yet: " + "; ".join(skipped))
+    order: dict[tuple, list[RunCurve]] = {}
+    for r in runs:
+        order.setdefault(group_key(r.config), []).append(r)
+    configs = [{k: v for k, v in g[0].config.items() if k not in BOOKKEEPING} for g in order.values()]
+    labels = _labels(configs)
+    x_steps = np.linspace(0.0, max(r.t_env[-1] for r in runs), points)
+    x_wall = np.linspace(0.0, max(np.nanmax(r.wall_s) for r in runs), points)
+    groups = [Group(label, cfg, g, _band(g, x_steps, "t_env", stat), _band(g, x_wall, "wall_s", stat))
+              for label, cfg, g in zip(labels, configs, order.values())]
+    if at is None:
+        shortest = min(r.t_env[-1] for r in runs)
+        at = sorted({int(shortest * f) for f in (0.25, 0.5, 1.0)})
+    return Comparison(metric, stat, list(at), groups, skipped)
+
+
+# ---- the table --------------------------------------------------------------------------------------------
+
+def fmt_steps(t: float) -> str:
+    if t >= 1e6:
+        return f"{t / 1e6:.2f}M"
+    if t >= 1e4:
+        return f"{t / 1e3:.0f}k"
+    return f"{t:,.0f}"
+
+
+def _fmt_value(v: float, rate: bool) -> str:
+    if v != v:
+        return "n/a"
+    return f"{v:.0%}" if rate else f"{v:.2f}"
+
+
+def _fmt_stat(vals: list[float], stat: str, rate: bool, n: int) -> str:
+    v = np.array([x for x in vals if x == x])
+    if not len(v):
+        return "n/a"
+    c, lo, hi = (float(a[0]) for a in summarise(v, stat))
+    s = f"{_fmt_value(c, rate)} [{_fmt_value(lo, rate)}, {_fmt_value(hi, rate)}]"
+    return s if len(v) == n else f"{s} ({len(v)} of {n} seeds)"
+
+
+def _fmt_first(runs: list[RunCurve], thr: float) -> str:
+    hits = [r.first_reaching(thr) for r in runs]
+    reached = [h for h in hits if h is not None]
+    walls = [h[0] if h else math.inf for h in hits]
+    steps = [h[1] if h else math.inf for h in hits]
+    w, t = float(np.median(walls)), float(np.median(steps))
+    if not math.isfinite(w) or not math.isfinite(t):
+        return "not reached" + (f" ({len(reached)} of {len(runs)})" if reached else "")
+    s = f"{w:,.0f} s / {fmt_steps(t)}"
+    return s if len(reached) == len(runs) else f"{s} ({len(reached)} of {len(runs)})"
+
+
+def format_table(c: Comparison) -> str:
+    """A markdown table: one row per group (see `compare_runs`)."""
+    rate = c.metric == "test_win_rate"
+    what = "win rate" if rate else c.metric
+    band = "[IQR]" if c.stat == "median" else "[95% CI]"
+    head = (["group", "seeds"] + [f"{what} @ {fmt_steps(t)}" for t in c.at]
+            + [f"final {what}", "first eval win rate >= 50% (wall / env steps)", "win rate >= 80%", "env steps/s"])
+    rows = []
+    for g in c.groups:
+        n = len(g.runs)
+        rows.append([g.label, str(n)] + [_fmt_stat([r.at(t) for r in g.runs], c.stat, rate, n) for t in c.at]
+                    + [_fmt_stat([r.final for r in g.runs], c.stat, rate, n)]
+                    + [_fmt_first(g.runs, thr) for thr in THRESHOLDS]
+                    + [f"{np.nanmedian([r.steps_per_s for r in g.runs]):,.0f}"])
+    episodes = sorted({r.final_episodes for g in c.groups for r in g.runs if r.final_episodes})
+    lines = [f"{what}: {c.stat} {band} over seeds; times are training wall time (median over seeds)",
+             "",
+             "| " + " | ".join(head) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    note = (f"final {what}: each run's final greedy evaluation"
+            + (f" ({', '.join(map(str, episodes))} episodes, final_eval.json)" if episodes else "")
+            + (", else its last eval row" if any(r.final_episodes is None for g in c.groups for r in g.runs)
+               else ""))
+    lines += ["", note]
+    lines += [f"left out: {s}" for s in c.skipped]
+    return "\n".join(lines)

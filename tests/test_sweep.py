@@ -1,0 +1,261 @@
+"""Sweeps and comparisons: real (tiny) matrix-game runs through the CLI, resuming, the grid, bad input, the
+registry, the threads accounting, the statistics on hand-made runs, and the Ray backend where Ray is installed."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models import registry
+from models.compare import compare_runs, summarise
+from models.config import load_config
+from models.sweep import RAY_MISSING, SweepSpec, default_workers, plan_sweep, run_sweep
+from workbench.cli import main
+
+TINY = ["--set", "run.t_max=600", "--set", "run.test_interval=128"]
+BASE = ["sweep", "--preset", "qmix_twostep,vdn_twostep", "--seeds", "0,1", *TINY, "--final-episodes", "50"]
+NAMES = ["qmix_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s0", "vdn_twostep_s1"]
+
+
+def _run(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _mtimes(d: Path) -> dict:
+    return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def base_sweep(tmp_path_factory) -> tuple[Path, str]:
+    """2 presets x 2 seeds on the two-step game, run to the end by the local pool."""
+    d = tmp_path_factory.mktemp("sweep") / "sw"
+    rc, out, err = _run([*BASE, "--out", str(d), "--workers", "2"])
+    assert rc == 0, out + err
+    return d, out
+
+
+def test_local_sweep_writes_runs_and_compare_tables_them(base_sweep, tmp_path):
+    d, out = base_sweep
+    doc = tomllib.loads((d / "sweep.toml").read_text())
+    assert doc["presets"] == ["qmix_twostep", "vdn_twostep"] and doc["seeds"] == [0, 1]
+    assert doc["set"] == ["run.t_max=600", "run.test_interval=128"] and doc["backend"] == "local"
+    assert [t["name"] for t in doc["trials"]] == NAMES
+    for name in NAMES:
+        run = d / name
+        assert (run / "config.toml").exists() and (run / "checkpoints" / "latest.pt").exists()
+        assert json.loads((run / "sweep_done.json").read_text())["status"] == "done"
+        assert json.loads((run / "final_eval.json").read_text())["episodes"] == 50
+        cfg = tomllib.loads((run / "config.toml").read_text())
+        assert cfg["run"]["name"] == name and cfg["run"]["threads"] == 1 and cfg["run"]["t_max"] == 600
+        assert f"{name}: done in" in out  # one line per run as it ends
+    assert "ETA" in out
+
+    png = tmp_path / "cmp.png"
+    rc, table, err = _run(["compare", str(d), "--metric", "test_return", "--out", str(png)])
+    assert rc == 0, err
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[:2] for r in rows] == [["| QMIX", "2"], ["| VDN", "2"]]
+    assert "final test_return" in table and "50 episodes, final_eval.json" in table
+    assert png.stat().st_size > 5_000 and png.read_bytes()[:4] == b"\x89PNG"
+
+    c = compare_runs([d], metric="test_win_rate", stat="mean", at=[128, 600])
+    assert [g.label for g in c.groups] == ["QMIX", "VDN"] and all(g.seeds == [0, 1] for g in c.groups)
+    for g in c.groups:
+        assert g.by_steps.x.shape == g.by_steps.center.shape == g.by_steps.lo.shape == (200,)
+        assert np.isfinite(g.by_steps.center).any() and np.isfinite(g.by_wall.center).any()
+        assert all(r.final_episodes == 50 for r in g.runs)
+
+
+def test_interrupted_sweep_resumes_without_rerunning_finished_runs(base_sweep, tmp_path):
+    from models.train import train
+
+    d = tmp_path / "sw"
+    shutil.copytree(base_sweep[0], d, copy_function=shutil.copy2)
+    clean, partial = d / "qmix_twostep_s0", d / "vdn_twostep_s1"
+    # a run killed before its first checkpoint: marker and checkpoints gone
+    (clean / "sweep_done.json").unlink()
+    shutil.rmtree(clean / "checkpoints")
+    # a run stopped midway: a checkpoint at 256 env steps of the 600
+    shutil.rmtree(partial)
+    spec = SweepSpec.read(d)
+    trial = next(t for t in spec.trials if t.name == partial.name)
+    cfg = load_config(trial.preset, spec.overrides(trial, d) + ["run.t_max=256"])
+    train(cfg, run_dir=partial, log=lambda *a: None)
+    untouched = {n: _mtimes(d / n) for n in ("qmix_twostep_s1", "vdn_twostep_s0")}
+
+    rc, out, err = _run([*BASE, "--out", str(d), "--workers", "2"])
+    assert rc == 0, out + err
+    assert "2 already finished, skipped" in out
+    assert f"{clean.name}: done" in out and f"{partial.name}: done" in out
+    for n, before in untouched.items():
+        assert _mtimes(d / n) == before, f"{n} was touched"
+    assert (d / "logs" / f"{clean.name}.log").read_text().count("clean") == 2  # started clean again
+    assert "resuming" in (d / "logs" / f"{partial.name}.log").read_text()
+    evals = [line.split(",") for line in (partial / "metrics.csv").read_text().splitlines() if line.startswith("eval")]
+    assert int(evals[0][1]) < 256 and int(evals[-1][1]) >= 600  # the rows from before the stop are kept
+    for run in (clean, partial):
+        assert (run / "sweep_done.json").exists() and (run / "final_eval.json").exists()
+
+    # everything finished: --resume finds nothing to do and touches no run
+    before = {n: _mtimes(d / n) for n in NAMES}
+    rc, out, err = _run(["sweep", "--resume", str(d)])
+    assert rc == 0 and "4 already finished" in out
+    assert {n: _mtimes(d / n) for n in NAMES} == before
+
+
+def test_grid_makes_one_group_per_value(tmp_path):
+    d = tmp_path / "grid"
+    rc, out, err = _run(["sweep", "--preset", "vdn_twostep", "--grid", "learner.lr=0.001,0.0005",
+                         "--set", "run.t_max=300", "--set", "run.test_interval=128", "--final-episodes", "0",
+                         "--out", str(d)])
+    assert rc == 0, out + err
+    names = ["vdn_twostep_lr0.001_s0", "vdn_twostep_lr0.0005_s0"]
+    assert [t["name"] for t in tomllib.loads((d / "sweep.toml").read_text())["trials"]] == names
+    assert tomllib.loads((d / "sweep.toml").read_text())["grid"] == {"learner.lr": [0.001, 0.0005]}
+    for n in names:
+        assert (d / n / "sweep_done.json").exists() and not (d / n / "final_eval.json").exists()
+    c = compare_runs([d / n for n in names])
+    assert [g.label for g in c.groups] == ["VDN learner.lr=0.001", "VDN learner.lr=0.0005"]
+    rc, table, err = _run(["compare", str(d), "--at", "128,256"])
+    assert rc == 0 and "win rate @ 128" in table and "| VDN learner.lr=0.0005 | 1 |" in table
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "qmix_nope"], "unknown preset 'qmix_nope'"),
+    (["--preset", "qmix_twostep", "--grid", "learner.lr"], "expected section.key=v1,v2,..."),
+    (["--preset", "qmix_twostep", "--grid", "learner.lr=0.1,,0.2"], "with none empty"),
+    (["--preset", "qmix_twostep", "--grid", "lr=0.1,0.2"], "the key must name its section"),
+    (["--preset", "qmix_twostep", "--grid", "learner.lrr=0.1,0.2"], "unknown key 'learner.lrr'"),
+    (["--preset", "qmix_twostep", "--grid", "learner.lr=-1,0.1"], "learner.lr: expected a positive value"),
+    (["--preset", "qmix_twostep", "--set", "run.nope=1"], "unknown key 'run.nope'"),
+    (["--preset", "qmix_twostep", "--grid", "run.seed=1,2"], "give seeds with --seeds"),
+    (["--preset", "qmix_twostep", "--seeds", "a,b"], "--seeds 'a,b': expected whole numbers"),
+    (["--preset", "qmix_twostep", "--workers", "-1"], "--workers: expected a whole number >= 1"),
+])
+def test_bad_sweep_input_is_one_clear_line(tmp_path, args, message):
+    out = tmp_path / "sw"
+    rc, _, err = _run(["sweep", *args, "--out", str(out)])
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+    assert not out.exists()  # nothing is created before every trial's config is checked
+
+
+def test_bad_compare_input_and_missing_out(tmp_path):
+    rc, _, err = _run(["compare", str(tmp_path)])
+    assert rc == 2 and "not a run directory (no metrics.csv)" in err
+    rc, _, err = _run(["sweep", "--preset", "qmix_twostep"])
+    assert rc == 2 and "sweep needs --out SWEEP_DIR" in err
+    (tmp_path / "junk.txt").write_text("x")
+    rc, _, err = _run(["sweep", "--preset", "qmix_twostep", "--out", str(tmp_path)])
+    assert rc == 2 and "not empty and has no sweep.toml" in err
+
+
+def test_compare_rejects_an_unknown_metric_and_a_different_sweep_in_out(base_sweep):
+    d = base_sweep[0]
+    rc, _, err = _run(["compare", str(d), "--metric", "test_nope"])
+    assert rc == 2 and "--metric 'test_nope': not a column" in err and "test_win_rate" in err
+    rc, _, err = _run(["sweep", "--preset", "qmix_twostep", "--out", str(d)])
+    assert rc == 2 and "holds a different sweep" in err and f"--resume {d}" in err
+
+
+def test_ray_backend_without_ray_says_how_to_install_it(tmp_path):
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("Ray is installed here; the backend itself is tested below")
+    rc, _, err = _run(["sweep", "--preset", "qmix_twostep", *TINY, "--backend", "ray", "--out", str(tmp_path / "r")])
+    assert rc == 2 and err == f"qmix-workbench: error: {RAY_MISSING}\n"
+
+
+def test_ray_backend_runs_a_tiny_sweep(tmp_path):
+    try:
+        import ray
+    except ImportError:
+        pytest.skip(RAY_MISSING)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        spec = plan_sweep(["vdn_twostep"], [0, 1], fixed=["run.t_max=300", "run.test_interval=128"],
+                          final_episodes=20, backend="ray")
+        lines = []
+        res = run_sweep(spec, tmp_path / "ray", log=lines.append)
+    finally:
+        ray.shutdown()
+    assert [r.status for r in res.results] == ["done", "done"], lines
+    for t in spec.trials:
+        assert (tmp_path / "ray" / t.name / "sweep_done.json").exists()
+    assert len(compare_runs([tmp_path / "ray"]).groups[0].runs) == 2
+
+
+def test_threads_accounting_sizes_the_pool():
+    # a 2c preset learns in a second process: two cores per run at one thread each
+    spec = plan_sweep(["qmix_2c_vs_64zg", "vdn_twostep"], [0])
+    cpus = {t.preset: t.cpus for t in spec.trials}
+    assert cpus == {"qmix_2c_vs_64zg": 2, "vdn_twostep": 1}
+    assert default_workers(spec.trials, n_cores=2) == 1 and default_workers(spec.trials, n_cores=16) == 8
+    assert default_workers(spec.trials[1:], n_cores=2) == 2
+    assert "run.threads=1" in spec.overrides(spec.trials[0])
+    wide = plan_sweep(["qmix_2c_vs_64zg"], [0], threads=3)
+    assert wide.trials[0].cpus == 6 and default_workers(wide.trials, n_cores=2) == 1
+    fixed = plan_sweep(["vdn_twostep"], [0], fixed=["run.threads=2"])
+    assert fixed.trials[0].cpus == 2 and fixed.config(fixed.trials[0]).run.threads == 2
+
+
+def test_registry_names_every_preset_by_its_algorithm():
+    assert [a.name for a in registry.ALGORITHMS] == ["IQL", "VDN", "QMIX", "RES-VDN", "RES-QMIX"]
+    assert registry.algorithm("res-qmix") is registry.algorithm("res_qmix") is registry.ALGORITHMS[4]
+    assert registry.algorithm_of("none", False).name == "IQL"
+    for name in registry.list_presets():
+        info = registry.preset_info(name)
+        cfg = load_config(name)
+        assert (cfg.algo.mixer, cfg.algo.res) == (info.algorithm.mixer, info.algorithm.res), name
+        assert info.algorithm.name == cfg.algorithm_name
+    assert registry.preset_info("res_qmix_twostep").map_key == "twostep"
+    assert registry.algorithm("QMIX").preset("2c_vs_64zg") == "qmix_2c_vs_64zg"
+    assert registry.presets_for("RES-VDN", "twostep") == ["res_vdn_twostep"]
+    with pytest.raises(ValueError, match="unknown algorithm 'MADDPG'; algorithms: IQL, VDN"):
+        registry.algorithm("MADDPG")
+
+
+def _fake_run(d: Path, seed: int, lr: float, curve: list[tuple[int, float, float]]) -> Path:
+    """A run directory by hand: eval rows (t_env, wall_s, win rate)."""
+    d.mkdir(parents=True)
+    (d / "config.toml").write_text(f'[algo]\nmixer = "qmix"\nres = false\n[learner]\nlr = {lr}\n'
+                                   f'[run]\nseed = {seed}\nname = "{d.name}"\n')
+    lines = ["kind,t_env,wall_s,test_win_rate,test_return"]
+    lines += [f"eval,{t},{w},{v},{20 * v}" for t, w, v in curve]
+    (d / "metrics.csv").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_compare_statistics_on_hand_made_runs(tmp_path):
+    # three seeds per learning rate: linear win-rate curves reaching 0.5 at different times
+    for seed, slope in enumerate((1.0, 2.0, 4.0)):
+        _fake_run(tmp_path / f"a{seed}", seed, 0.001,
+                  [(t, t / 100, min(1.0, slope * t / 1000)) for t in range(0, 1001, 100)])
+        _fake_run(tmp_path / f"b{seed}", seed, 0.01, [(t, t / 50, 0.0) for t in range(0, 1001, 100)])
+    c = compare_runs([tmp_path], at=[500], points=11)
+    a, b = c.groups
+    assert [g.label for g in c.groups] == ["QMIX learner.lr=0.001", "QMIX learner.lr=0.01"]
+    assert np.allclose(a.by_steps.x, np.arange(0, 1001, 100))
+    # at 500 steps the seeds are at 0.5, 1.0, 1.0: median 1.0, quartiles 0.75 and 1.0
+    i = 5
+    assert (a.by_steps.center[i], a.by_steps.lo[i], a.by_steps.hi[i]) == (1.0, 0.75, 1.0)
+    assert [r.first_reaching(0.5) for r in a.runs] == [(5.0, 500), (3.0, 300), (2.0, 200)]
+    table = c.table()
+    assert "| QMIX learner.lr=0.001 | 3 | 100% [75%, 100%] |" in table
+    assert "3 s / 300" in table  # median first time to 50%: 3 s of training, 300 env steps
+    assert "| QMIX learner.lr=0.01 | 3 | 0% [0%, 0%] | 0% [0%, 0%] | not reached | not reached | 50 |" in table
+    # the mean's bootstrap interval holds the mean and lies within the seeds' range
+    c, lo, hi = summarise(np.array([[0.5], [1.0], [1.0]]), "mean")
+    assert lo[0] <= c[0] <= hi[0] and 0.5 <= lo[0] and hi[0] <= 1.0
+    assert np.isclose(c[0], 2.5 / 3)
