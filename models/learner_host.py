@@ -18,6 +18,7 @@ import collections
 import io
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -242,6 +243,11 @@ class LearnerProcess:
 def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str, init_weights: dict,
                  threads: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    # a terminal's Ctrl-C and a scheduler's SIGTERM reach the whole process group: the trainer turns them into a
+    # graceful stop whose last checkpoint this process writes (with the buffer), so it must outlive them; the
+    # trainer closes it, and it exits by itself if the trainer dies
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         torch.set_num_threads(max(1, threads))
         from .config import from_dict

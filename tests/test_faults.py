@@ -285,15 +285,21 @@ def _sets(over):
     return [a for o in over for a in ("--set", o)]
 
 
-def test_sigterm_is_a_graceful_stop_with_the_buffer(tmp_path):
+@pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)])
+def test_sigterm_is_a_graceful_stop_with_the_buffer(tmp_path, sig, group):
+    """To the trainer alone, or to the whole process group, learner process included: what a terminal's Ctrl-C
+    and a cluster scheduler's SIGTERM do."""
     run = tmp_path / "t"
     p = _cli_subprocess(["train", "--preset", "qmix_2c_vs_64zg", *_sets(SUBPROCESS_2C), "--run-dir", str(run)])
     _wait_for(lambda: (run / "metrics.csv").exists() and (run / "metrics.csv").stat().st_size > 2000,
               what="training rows")
-    p.send_signal(signal.SIGTERM)
+    if group:
+        os.killpg(p.pid, sig)
+    else:
+        p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert "SIGTERM: stopping" in err
+    assert f"{signal.Signals(sig).name}: stopping" in err
     meta, tensors = load_checkpoint(run)
     assert meta["has_buffer"] and tensors["buffer"]["size"] > 0
 
