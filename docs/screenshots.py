@@ -2,6 +2,10 @@
 
 Usage: python docs/screenshots.py training [--steps 150000]   -> docs/workbench_training.png
        python docs/screenshots.py watch RUN_DIR_OR_CHECKPOINT  -> docs/workbench_watch.png
+       python docs/screenshots.py replay EPISODE --at-step K    -> docs/replay_death.png (Replay mode at step K)
+       python docs/screenshots.py fork EPISODE --at-step K --agent I --action A [--later L]
+           -> docs/replay_fork.png (the window with the fork's table) and docs/fork_side_by_side.png
+              (the original and the fork's first continuation, L steps after the fork, side by side)
 """
 import argparse
 import os
@@ -37,9 +41,33 @@ def _pause_mid_episode(app, w, min_t):
     _pump(app, 0.3)
 
 
+def _side_by_side(original, forked, k, out):
+    """The two battles at state k (or each one's last), arena only, one PNG."""
+    import numpy as np
+    from PIL import Image
+
+    from workbench.export import render_frame
+
+    from PIL import ImageDraw
+
+    left = render_frame(original, min(k, original.length), ["arena"])
+    right = render_frame(forked, min(k, forked.length), ["arena"])
+    gap = np.full((left.shape[0], 12, 3), 255, dtype=np.uint8)
+    img = Image.fromarray(np.concatenate([left, gap, right], 1))
+    d = ImageDraw.Draw(img)
+    h = left.shape[0]
+    d.text((10, h - 22), "recorded episode", fill=(255, 255, 255))
+    d.text((left.shape[1] + 22, h - 22), "fork: continuation 0 (the recorded random stream)", fill=(255, 255, 255))
+    img.save(out)
+    print(f"wrote {out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["training", "watch"])
+    ap.add_argument("what", choices=["training", "watch", "replay", "fork"])
+    ap.add_argument("--agent", type=int, default=0)
+    ap.add_argument("--action", default="greedy")
+    ap.add_argument("--later", type=int, default=8)
     ap.add_argument("path", nargs="?")
     ap.add_argument("--steps", type=int, default=150_000)
     ap.add_argument("--at-step", type=int, default=25, help="pause when the shown episode reaches this step")
@@ -59,6 +87,18 @@ def main():
             _pump(app, 0.05)
         _pause_mid_episode(app, w, a.at_step)
         out = os.path.join(here, "workbench_training.png")
+    elif a.what in ("replay", "fork"):
+        w.open_episode(a.path)
+        w.seek(a.at_step)
+        _pump(app, 0.5)
+        out = os.path.join(here, "replay_death.png")
+        if a.what == "fork":
+            action = a.action if a.action == "greedy" else int(a.action)
+            r = w.run_fork(a.agent, action, episodes=20)
+            _pump(app, 0.5)
+            out = os.path.join(here, "replay_fork.png")
+            _side_by_side(w.state.replay.episode, r.fork_episode, a.at_step + a.later,
+                          os.path.join(here, "fork_side_by_side.png"))
     else:
         w.open_run_dir(a.path) if os.path.isdir(a.path) else w.watch_checkpoint(a.path)
         _pause_mid_episode(app, w, a.at_step)

@@ -42,14 +42,19 @@ class ForkResult:
     baseline: Outcome
     fork_episode: Episode  # continuation 0 of the fork, as a whole episode
     baseline_episode: Episode
+    n_actions: int = 0
 
     def table(self) -> str:
+        from sims import action_names
+
+        names = action_names(self.n_actions)
+        new, old = (f"{names[a]} ({a})" for a in (self.action, self.recorded_action))
         n = len(self.fork.won)
-        head = (f"fork at step {self.step}: agent {self.agent} takes action {self.action} instead of the recorded "
-                f"{self.recorded_action}; {n} continuations each, the same {n} random streams")
+        head = (f"fork at step {self.step}: agent {self.agent} takes {new} instead of the recorded {old}; "
+                f"{n} continuations each, the same {n} random streams")
         return "\n".join([head, "", "| continuations | win rate | mean return | enemies killed | length |",
-                          "|---|---:|---:|---:|---:|", self.fork.row(f"forced action {self.action}"),
-                          self.baseline.row(f"recorded action {self.recorded_action}")])
+                          "|---|---:|---:|---:|---:|", self.fork.row(f"forced action {new}"),
+                          self.baseline.row(f"recorded action {old}")])
 
 
 def state_at(ep: Episode, step: int, env) -> dict:
@@ -164,4 +169,4 @@ def fork(ep: Episode, step: int, agent: int, action: int | str, episodes: int = 
     changed[agent] = action
     base, base_ep = play_on(ep, step, recorded, agent_net, probe, env, keys, st)
     out, fork_ep = play_on(ep, step, changed, agent_net, probe, env, keys, st)
-    return ForkResult(step, agent, action, int(recorded[agent]), out, base, fork_ep, base_ep)
+    return ForkResult(step, agent, action, int(recorded[agent]), out, base, fork_ep, base_ep, ep.n_actions)

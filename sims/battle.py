@@ -419,6 +419,15 @@ class Battle:
         return names + [f"type_{k}" for k in range(self.bits)]
 
 
+ACTION_NAMES_NO_ATTACK = ("no-op", "stop", "N", "S", "E", "W")
+
+
+def action_names(n_actions: int) -> list[str]:
+    """SMAC's action layout by name: no-op, stop, the four moves, then one attack slot per enemy (a healer's slots
+    name allies instead)."""
+    return list(ACTION_NAMES_NO_ATTACK) + [f"attack {j}" for j in range(n_actions - N_ACTIONS_NO_ATTACK)]
+
+
 def as_action_array(actions) -> np.ndarray:
     """`actions` as an array; a ragged input (a list among scalars), which numpy refuses, becomes an object
     array so that it is reported like any other non-integer."""
