@@ -20,6 +20,7 @@ import numpy as np
 from .errors import WorkbenchError
 
 STATS = ("median", "mean")
+METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
 THRESHOLDS = (0.5, 0.8)  # greedy win rates whose first crossing is timed
 # run bookkeeping: where and under what name a run was written, how often it saved or recorded, how long it
 # was allowed to go. Two runs that differ only here are seeds of one configuration.

@@ -103,8 +103,10 @@ class Config:
 
     @property
     def algorithm_name(self) -> str:
-        base = {"none": "IQL", "vdn": "VDN", "qmix": "QMIX"}[self.algo.mixer]
-        return f"RES-{base}" if self.algo.res else base
+        """"QMIX", "RES-VDN", ...: the registry's name for this mixer and RES flag."""
+        from .registry import algorithm_of  # the registry imports this module
+
+        return algorithm_of(self.algo.mixer, self.algo.res).name
 
 
 SECTIONS = {"env": EnvConfig, "algo": AlgoConfig, "learner": LearnerConfig, "run": RunConfig}

@@ -20,7 +20,7 @@ from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, JointPanel, MixerPa
                      QValuesPanel, TimelinePanel)
 from .panels.fork import ForkDialog, ForkPanel  # noqa: E402
 from .replay import ReplayModel  # noqa: E402
-from .state import PRESET_PREFIX, WorkbenchState  # noqa: E402
+from .state import WorkbenchState  # noqa: E402
 
 REFRESH_MS = 30  # ~33 Hz: at least 30 Hz with timer slack
 TRAINER_TORCH_THREADS = int(os.environ.get("QMIX_WORKBENCH_TORCH_THREADS", "1"))
@@ -38,11 +38,12 @@ GUI_TORCH_THREADS = 1
 
 def build_config(map_name: str, algorithm: str, overrides: list[str]):
     """The preset for (map, algorithm) — or the 2c_vs_64zg one with the map swapped — plus overrides."""
-    from models.config import apply_overrides, list_presets, load_config
+    from models import registry
+    from models.config import apply_overrides, load_config
 
-    prefix = PRESET_PREFIX[algorithm]
+    prefix = registry.algorithm(algorithm).prefix
     name = f"{prefix}_{map_name}"
-    if name in list_presets():
+    if name in registry.list_presets():
         cfg = load_config(name)
     else:
         cfg = load_config(f"{prefix}_2c_vs_64zg", [f'env.map_name="{map_name}"', f'run.name="{prefix}_{map_name}"'])
@@ -136,6 +137,7 @@ class MainWindow(QMainWindow):
         tl.exportClicked.connect(self.ask_export)
         self.fork_view.openForkClicked.connect(self.open_fork_as_replay)
         self.fork_result = None
+        self.compare_window = None  # made on first use of File > Compare runs...
         self._build_menu()
         self.setAcceptDrops(True)
 
@@ -297,6 +299,10 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         a = m.addAction("Export episode\u2026")
         a.triggered.connect(self.ask_export)
+        m.addSeparator()
+        a = m.addAction("Compare runs\u2026")
+        a.triggered.connect(self.ask_compare)
+        self.compare_action = a
         self.file_menu = m
 
     def ask_open_episode(self):
@@ -645,6 +651,25 @@ class MainWindow(QMainWindow):
         self.status.setText(f"{mode}   |   {st.t_env:,} env steps   |   {st.episodes:,} episodes   |   "
                             f"{st.steps_per_s:,.0f} steps/s   |   panels {fs['hz']:.0f} Hz   |   "
                             f"run: {st.run_dir or '-'}{err}")
+
+    # ---- Compare runs: a window over models.compare, beside whatever this one is doing ---------------------
+    def ask_compare(self):
+        d = QFileDialog.getExistingDirectory(self, "Compare runs: a sweep, a directory of runs, or a run",
+                                             self.runs_dir)
+        if d:
+            self.open_compare([d])
+
+    def open_compare(self, paths) -> bool:
+        """The Compare window (one, kept) with `paths` added; a directory that cannot be compared is a red line
+        in that window."""
+        from .panels.compare import CompareWindow
+
+        if self.compare_window is None:
+            self.compare_window = CompareWindow(parent=self, start_dir=self.runs_dir)
+        ok = self.compare_window.add_paths(paths)
+        self.compare_window.show()
+        self.compare_window.raise_()
+        return ok
 
     def closeEvent(self, event):
         self.timer.stop()

@@ -94,11 +94,12 @@ EXIT_DIVERGED = 3  # training stopped on a non-finite loss, gradient or Q-value
 
 
 def _presets(args) -> int:
-    from models.config import list_presets, load_config
+    from models import registry
+    from models.config import load_config
 
-    for name in list_presets():
-        c = load_config(name)
-        print(f"{name:28s} {c.algorithm_name:9s} on {c.env.map_name}")
+    for name in registry.list_presets():
+        info = registry.preset_info(name)
+        print(f"{name:28s} {info.algorithm.name:9s} on {load_config(name).env.map_name}")
     return 0
 
 

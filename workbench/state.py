@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from models import registry as _registry
+
 ACTION_NAMES_NO_ATTACK = ["no-op", "stop", "N", "S", "E", "W"]
-ALGORITHMS = {"IQL": ("none", False), "VDN": ("vdn", False), "QMIX": ("qmix", False),
-              "RES-QMIX": ("qmix", True), "RES-VDN": ("vdn", True)}
-PRESET_PREFIX = {"IQL": "iql", "VDN": "vdn", "QMIX": "qmix", "RES-QMIX": "res_qmix", "RES-VDN": "res_vdn"}
+# name -> (algo.mixer, algo.res), in the one registry's order (`models.registry`)
+ALGORITHMS = {a.name: (a.mixer, a.res) for a in _registry.ALGORITHMS}
 
 
 def action_names(n_actions: int, matrix_game: bool = False) -> list[str]:

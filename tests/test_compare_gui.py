@@ -1,0 +1,190 @@
+"""The Compare runs window over a real (tiny) sweep: two groups of two matrix-game runs drawn with bands, options
+that update the same plot items, runs added one by one, bad directories as a red line, and the File menu entry."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from models.sweep import jobs_for, plan_sweep, prepare_sweep, run_trial  # noqa: E402
+from workbench.panels.compare import CompareWindow  # noqa: E402
+
+NAMES = ["qmix_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s0", "vdn_twostep_s1"]
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory):
+    """2 presets x 2 seeds on the two-step game, each trial run here in turn (no pool: one process, one thread)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        spec = plan_sweep(["qmix_twostep", "vdn_twostep"], [0, 1], final_episodes=0,
+                          fixed=["run.t_max=600", "run.test_interval=128", "run.test_episodes=4"])
+        d = prepare_sweep(spec, tmp_path_factory.mktemp("cmp") / "sw")
+        for job in jobs_for(spec, d):
+            r = run_trial(job)
+            assert r.status == "done", r
+    finally:
+        torch.set_num_threads(threads)
+    return d
+
+
+def _window(qtbot, paths=None) -> CompareWindow:
+    w = CompareWindow(paths)
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def _data(curve) -> tuple[np.ndarray, np.ndarray]:
+    x, y = curve.getData()
+    return (np.array([]), np.array([])) if x is None else (np.asarray(x), np.asarray(y))
+
+
+def _legend(w) -> list[str]:
+    return [label.text for _, label in w.legend.items]
+
+
+def _shows(w, attr="by_steps"):
+    """Every group's items hold its band from the window's comparison (finite part), and the fill is drawn."""
+    for items, g in zip(w.groups, w.comparison.groups):
+        b = getattr(g, attr)
+        ok = np.isfinite(b.center)
+        assert ok.sum() >= 2
+        for curve, want in ((items.lo, b.lo), (items.hi, b.hi), (items.centre, b.center)):
+            x, y = _data(curve)
+            assert np.allclose(x, b.x[ok]) and np.allclose(y, want[ok])
+        assert not items.fill.path().isEmpty()
+
+
+def _table(w) -> list[list[str]]:
+    return [[w.table.item(r, k).text() for k in range(w.table.columnCount())] for r in range(w.table.rowCount())]
+
+
+def test_sweep_draws_two_groups_with_bands_and_a_table(qtbot, sweep_dir):
+    w = _window(qtbot, [sweep_dir])
+    assert not w.message.isVisible()
+    assert [g.label for g in w.comparison.groups] == ["QMIX", "VDN"]
+    assert len(w.groups) == 2 and len({id(i.fill) for i in w.groups}) == 2
+    _shows(w)
+    assert _legend(w) == ["QMIX (2 seeds)", "VDN (2 seeds)"]
+    rows = _table(w)
+    assert [r[:2] for r in rows] == [["QMIX", "2"], ["VDN", "2"]]
+    head = [w.table.horizontalHeaderItem(k).text() for k in range(w.table.columnCount())]
+    assert head[:2] == ["group", "seeds"] and "final win rate" in head
+    assert "median [IQR]" in w.title.text()
+    assert "4 runs from" in w.sources.text()
+    w.metric_choice.setCurrentText("test_return")  # the two-step game's returns differ; its "win" is rare
+    w.resize(1200, 820)
+    qtbot.wait(50)
+    assert w.grab().save("/tmp/compare.png")
+
+
+def test_options_update_the_same_items(qtbot, sweep_dir):
+    w = _window(qtbot, [sweep_dir])
+    items = [(i.lo, i.hi, i.fill, i.centre) for i in w.groups]
+    steps_x = _data(w.groups[0].centre)[0]
+
+    w.axis_choice.setCurrentIndex(1)  # wall-clock
+    assert [(i.lo, i.hi, i.fill, i.centre) for i in w.groups] == items
+    wall_x = _data(w.groups[0].centre)[0]
+    assert wall_x[-1] < steps_x[-1]  # seconds of a 600-step run, not its steps
+    _shows(w, "by_wall")
+    assert w.plot.getAxis("bottom").labelText == "training wall time"
+
+    w.stat_choice.setCurrentIndex(1)  # mean and bootstrap CI
+    assert w.comparison.stat == "mean"
+    assert [(i.lo, i.hi, i.fill, i.centre) for i in w.groups] == items
+    _shows(w, "by_wall")
+    assert "mean [95% CI]" in w.title.text() and "95% bootstrap CI" in w.plot.titleLabel.text
+
+    w.metric_choice.setCurrentText("test_return")
+    assert w.comparison.metric == "test_return"
+    assert [(i.lo, i.hi, i.fill, i.centre) for i in w.groups] == items
+    _shows(w, "by_wall")
+    assert any("test_return @" in h for h in
+               (w.table.horizontalHeaderItem(k).text() for k in range(w.table.columnCount())))
+
+    w.axis_choice.setCurrentIndex(0)
+    w.stat_choice.setCurrentIndex(0)
+    w.metric_choice.setCurrentText("test_win_rate")
+    assert [(i.lo, i.hi, i.fill, i.centre) for i in w.groups] == items
+    assert np.allclose(_data(w.groups[0].centre)[0], steps_x)
+    assert _legend(w) == ["QMIX (2 seeds)", "VDN (2 seeds)"]
+
+
+def test_runs_added_one_by_one(qtbot, sweep_dir):
+    w = _window(qtbot)
+    assert w.groups == [] and "no runs yet" in w.sources.text()
+    assert w.add_paths([sweep_dir / "qmix_twostep_s0"])
+    assert _legend(w) == ["QMIX (1 seed)"]
+    assert w.add_paths([sweep_dir / "vdn_twostep_s0"])
+    assert _legend(w) == ["QMIX (1 seed)", "VDN (1 seed)"]
+    items = [i.fill for i in w.groups]
+    assert w.add_paths([sweep_dir / "qmix_twostep_s1", sweep_dir / "vdn_twostep_s1"])
+    assert [i.fill for i in w.groups] == items  # the same groups: the same items, one more seed each
+    assert _legend(w) == ["QMIX (2 seeds)", "VDN (2 seeds)"]
+    _shows(w)
+    assert w.add_paths([sweep_dir])  # the same runs again, through the sweep: each counted once
+    assert _legend(w) == ["QMIX (2 seeds)", "VDN (2 seeds)"]
+    w.clear()
+    assert w.groups == [] and w.table.rowCount() == 0 and w.plot.listDataItems() == []
+
+
+def test_bad_directories_are_a_red_line(qtbot, sweep_dir, tmp_path):
+    w = _window(qtbot)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert not w.add_paths([empty])
+    assert w.message.isVisible() and "not a run directory (no metrics.csv)" in w.message.text()
+    assert str(empty) in w.message.text() and w.groups == [] and w.paths == []
+
+    no_runs = tmp_path / "no_runs"
+    (no_runs / "notes").mkdir(parents=True)
+    (no_runs / "notes" / "readme.txt").write_text("not a run")
+    assert not w.add_paths([no_runs])
+    assert "directory of runs" in w.message.text()
+
+    assert not w.add_paths([tmp_path / "missing"])
+    assert "no such directory" in w.message.text()
+
+    fresh = tmp_path / "fresh"  # a run that has not evaluated yet
+    fresh.mkdir()
+    (fresh / "config.toml").write_text((sweep_dir / "qmix_twostep_s0" / "config.toml").read_text())
+    (fresh / "metrics.csv").write_text((sweep_dir / "qmix_twostep_s0" / "metrics.csv").read_text().splitlines()[0]
+                                       + "\n")
+    assert not w.add_paths([fresh])
+    assert "no run has an evaluation yet" in w.message.text()
+
+    assert w.add_paths([sweep_dir])
+    assert not w.message.isVisible() and len(w.groups) == 2
+    assert not w.add_paths([empty])  # a bad addition leaves what is shown as it was
+    assert w.message.isVisible() and len(w.groups) == 2 and w.paths == [sweep_dir]
+    _shows(w)
+
+
+def test_file_menu_opens_compare(qtbot, sweep_dir, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    from workbench.app import MainWindow
+
+    w = MainWindow(runs_dir=str(tmp_path / "runs"))
+    qtbot.addWidget(w)
+    w.show()
+    try:
+        assert w.compare_action in w.file_menu.actions() and w.compare_action.text() == "Compare runs\u2026"
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(sweep_dir)))
+        w.compare_action.trigger()
+        cw = w.compare_window
+        assert cw is not None and cw.isVisible() and len(cw.groups) == 2
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(tmp_path)))
+        cw.add_button.click()  # tmp_path holds no runs
+        assert cw.message.isVisible() and len(cw.groups) == 2
+        w.compare_action.trigger()  # the same window again
+        assert w.compare_window is cw
+    finally:
+        w.close()

@@ -1,0 +1,275 @@
+"""Compare runs…: the window that overlays groups of runs (a sweep, directories of runs, single runs) with their
+bands, and their table below.
+
+It is a view over `models.compare.compare_runs`: the grouping, the statistics and the table's text are that
+function's; this module owns only the choice of sources and options, and the plot items, which it keeps per
+group and updates in place (`setData`) when an option changes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+                               QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
+
+from models.compare import METRICS, CompareError, Comparison, compare_runs
+
+from .common import AGENT_COLOURS, LEGEND_BRUSH
+
+# (what the selector shows, compare_runs' stat)
+STAT_CHOICES = [("median and IQR", "median"), ("mean and 95% bootstrap CI", "mean")]
+# (what the selector shows, the Group attribute holding that axis's band, axis label, units)
+AXIS_CHOICES = [("env steps", "by_steps", "env steps", "steps"),
+                ("wall-clock", "by_wall", "training wall time", "s")]
+ERROR_STYLE = "color: #e05050;"
+
+
+def group_colour(i: int) -> tuple:
+    return AGENT_COLOURS[i % len(AGENT_COLOURS)]
+
+
+def markdown_rows(text: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """(header, rows, other lines) of `Comparison.table()`'s markdown: the table's text stays that function's."""
+    table, notes = [], []
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|"):
+            if not set(s) <= set("|-: "):  # not the |---|---:| rule
+                table.append([c.strip() for c in s[1:-1].split(" | ")])
+        elif s:
+            notes.append(s)
+    return (table[0] if table else []), table[1:], notes
+
+
+class GroupItems:
+    """One group's plot items: the band's edges, the fill between them, and the centre line (in the legend)."""
+
+    def __init__(self, plot: pg.PlotItem, colour: tuple, name: str):
+        self.lo = pg.PlotCurveItem(pen=pg.mkPen(colour + (110,), width=1))
+        self.hi = pg.PlotCurveItem(pen=pg.mkPen(colour + (110,), width=1))
+        self.fill = pg.FillBetweenItem(self.lo, self.hi, brush=pg.mkBrush(colour + (60,)))
+        self.centre = pg.PlotDataItem(pen=pg.mkPen(colour, width=2), name=name)
+        for it in (self.fill, self.lo, self.hi, self.centre):
+            plot.addItem(it)
+
+    def set_band(self, band) -> None:
+        """The band where every seed has a value (the rest is nan in `Band`); empty when there is none."""
+        ok = np.isfinite(band.center)
+        x = band.x[ok]
+        self.lo.setData(x, band.lo[ok])
+        self.hi.setData(x, band.hi[ok])
+        self.centre.setData(x, band.center[ok])
+
+    def remove(self, plot: pg.PlotItem) -> None:
+        for it in (self.fill, self.lo, self.hi, self.centre):
+            plot.removeItem(it)
+
+
+class CompareWindow(QMainWindow):
+    """Groups of runs over env steps or wall-clock time: metric, statistic and x axis chosen above the plot,
+    `Comparison.table()` below it. `add_paths` takes run, sweep or run-holding directories; a directory that
+    cannot be compared is a red line and leaves what is shown as it was."""
+
+    def __init__(self, paths=None, parent=None, start_dir: str = "runs"):
+        super().__init__(parent)
+        self.setWindowTitle("Compare runs")
+        self.resize(1200, 820)
+        self.start_dir = start_dir
+        self.paths: list[Path] = []
+        self.comparison: Comparison | None = None
+        self._cache: dict[tuple[str, str], Comparison] = {}  # (metric, stat) -> over self.paths
+        self.groups: list[GroupItems] = []
+        self._labels: list[str] = []
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        bar = QHBoxLayout()
+        self.add_button = QPushButton("Add runs\u2026")
+        self.add_button.setToolTip("a sweep directory (sweep.toml), a directory of run directories, or one run")
+        self.add_button.clicked.connect(self.ask_add)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.clicked.connect(self.clear)
+        # not `self.metric`: a widget's metric() is QPaintDevice's
+        self.metric_choice = QComboBox()
+        self.metric_choice.addItems(list(METRICS))
+        self.stat_choice = QComboBox()
+        for text, stat in STAT_CHOICES:
+            self.stat_choice.addItem(text, stat)
+        self.axis_choice = QComboBox()
+        for text, *rest in AXIS_CHOICES:
+            self.axis_choice.addItem(text, rest)
+        self.copy_button = QPushButton("Copy table")
+        self.copy_button.setToolTip("the table as markdown")
+        self.copy_button.clicked.connect(self.copy_table)
+        for w in (self.add_button, self.clear_button):
+            bar.addWidget(w)
+        bar.addSpacing(16)
+        for label, w in (("metric", self.metric_choice), ("statistic", self.stat_choice),
+                         ("x axis", self.axis_choice)):
+            bar.addWidget(QLabel(label))
+            bar.addWidget(w)
+        bar.addStretch(1)
+        bar.addWidget(self.copy_button)
+        lay.addLayout(bar)
+        self.sources = QLabel("no runs yet: Add runs\u2026")
+        self.sources.setWordWrap(True)
+        self.sources.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay.addWidget(self.sources)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(ERROR_STYLE)
+        self.message.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.message.hide()
+        lay.addWidget(self.message)
+
+        split = QSplitter(Qt.Vertical)
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # a rate or a return: plain numbers
+        self.legend = self.plot.addLegend(offset=(5, 5), brush=LEGEND_BRUSH)
+        split.addWidget(self.plot_widget)
+        below = QWidget()
+        bl = QVBoxLayout(below)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.title = QLabel("")
+        bl.addWidget(self.title)
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        bl.addWidget(self.table, 1)
+        self.notes = QLabel("")
+        self.notes.setWordWrap(True)
+        self.notes.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        bl.addWidget(self.notes)
+        split.addWidget(below)
+        split.setSizes([540, 280])
+        lay.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+        self.metric_choice.currentIndexChanged.connect(self.refresh)
+        self.stat_choice.currentIndexChanged.connect(self.refresh)
+        self.axis_choice.currentIndexChanged.connect(self.show_comparison)
+        if paths:
+            self.add_paths(paths)
+
+    # ---- sources ------------------------------------------------------------------------------------------
+    def ask_add(self) -> None:
+        start = str(self.paths[-1].parent) if self.paths else self.start_dir
+        d = QFileDialog.getExistingDirectory(self, "Add runs: a sweep, a directory of runs, or a run", start)
+        if d:
+            self.add_paths([d])
+
+    def add_paths(self, paths) -> bool:
+        """Add run, sweep or run-holding directories; False (with the reason in red) when they cannot be
+        compared, and then the window shows what it showed before."""
+        new = [Path(p) for p in paths if Path(p) not in self.paths]
+        if not new:
+            return bool(self.paths)
+        try:
+            c = compare_runs(self.paths + new, metric=self.metric_choice.currentText(),
+                             stat=self.stat_choice.currentData())
+        except CompareError as e:
+            self._error(str(e))
+            return False
+        self.paths += new
+        self._cache = {(c.metric, c.stat): c}
+        self.sources.setText(f"{sum(len(g.runs) for g in c.groups)} runs from: "
+                             + "; ".join(str(p) for p in self.paths))
+        self.setWindowTitle("Compare runs \u2014 " + ", ".join(p.name for p in self.paths))
+        self._error(None)
+        self.comparison = c
+        self.show_comparison()
+        return True
+
+    def clear(self) -> None:
+        self.paths, self._cache, self.comparison = [], {}, None
+        self._rebuild([])
+        self.table.setRowCount(0)
+        self.table.setColumnCount(0)
+        self.title.setText("")
+        self.notes.setText("")
+        self.sources.setText("no runs yet: Add runs\u2026")
+        self.setWindowTitle("Compare runs")
+        self._error(None)
+
+    def _error(self, msg: str | None) -> None:
+        self.message.setText(msg or "")
+        self.message.setVisible(bool(msg))
+
+    # ---- options ------------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """The comparison for the chosen metric and statistic (read again only the first time each is chosen)."""
+        if not self.paths:
+            return
+        key = (self.metric_choice.currentText(), self.stat_choice.currentData())
+        if key not in self._cache:
+            try:
+                self._cache[key] = compare_runs(self.paths, metric=key[0], stat=key[1])
+            except CompareError as e:
+                self._error(str(e))
+                return
+        self._error(None)
+        self.comparison = self._cache[key]
+        self.show_comparison()
+
+    def show_comparison(self) -> None:
+        c = self.comparison
+        if c is None:
+            return
+        names = [f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})" for g in c.groups]
+        labels = [g.label for g in c.groups]
+        if labels != self._labels:
+            self._rebuild(names)
+            self._labels = labels
+        attr, xlabel, units = self.axis_choice.currentData()
+        for items, g, name in zip(self.groups, c.groups, names):
+            items.set_band(getattr(g, attr))
+            label = self.legend.getLabel(items.centre)
+            if label is not None and label.text != name:
+                label.setText(name)
+        rate = c.metric == "test_win_rate"
+        what = "greedy test win rate" if rate else c.metric
+        band = "IQR" if c.stat == "median" else "95% bootstrap CI"
+        self.plot.setTitle(f"{what}: {c.stat} and {band} over seeds", size="10pt")
+        self.plot.setLabel("left", what)
+        self.plot.setLabel("bottom", xlabel, units=units)
+        self.plot.enableAutoRange(x=True, y=not rate)
+        if rate:  # a rate: always the whole of [0, 1]
+            self.plot.setYRange(-0.02, 1.02, padding=0)
+        self._show_table(c)
+
+    def _rebuild(self, names: list[str]) -> None:
+        """New items for a new set of groups (the sources changed); an option change reuses them."""
+        for items in self.groups:
+            self.legend.removeItem(items.centre)
+            items.remove(self.plot)
+        self.groups = [GroupItems(self.plot, group_colour(i), n) for i, n in enumerate(names)]
+        self._labels = []
+
+    def _show_table(self, c: Comparison) -> None:
+        head, rows, notes = markdown_rows(c.table())
+        self.table.setColumnCount(len(head))
+        self.table.setHorizontalHeaderLabels(head)
+        self.table.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for k, text in enumerate(row):
+                item = QTableWidgetItem(text)
+                if k == 0:
+                    item.setForeground(pg.mkColor(group_colour(r)))
+                else:
+                    item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
+                self.table.setItem(r, k, item)
+        self.title.setText(notes[0] if notes else "")
+        self.notes.setText("\n".join(notes[1:]))
+
+    def copy_table(self) -> None:
+        if self.comparison is not None:
+            QGuiApplication.clipboard().setText(self.comparison.table())
