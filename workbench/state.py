@@ -10,16 +10,17 @@ from __future__ import annotations
 import numpy as np
 
 from models import registry as _registry
-
-ACTION_NAMES_NO_ATTACK = ["no-op", "stop", "N", "S", "E", "W"]
 # name -> (algo.mixer, algo.res), in the one registry's order (`models.registry`)
 ALGORITHMS = {a.name: (a.mixer, a.res) for a in _registry.ALGORITHMS}
 
 
 def action_names(n_actions: int, matrix_game: bool = False) -> list[str]:
+    """The simulator's action names (`sims.action_names`); a matrix game's actions are a0, a1, ..."""
     if matrix_game:
         return [f"a{i}" for i in range(n_actions)]
-    return ACTION_NAMES_NO_ATTACK + [f"attack {j}" for j in range(n_actions - 6)]
+    from sims import action_names as sim_names
+
+    return sim_names(n_actions)
 
 
 class Series:
