@@ -59,7 +59,8 @@ def _find_checkpoint(path: Path, digest: str | None):
 
 
 def episode_policy(ep: Episode, device="cpu"):
-    """(config, agent, mixer) that played `ep`: embedded weights, or its checkpoint (checked by digest)."""
+    """(config, agent, mixer) that played `ep`: embedded weights, or its checkpoint or shipped policy (checked by
+    digest)."""
     from .config import from_dict
     from .learner_host import build_networks, load_actor_weights
 
@@ -76,6 +77,9 @@ def episode_policy(ep: Episode, device="cpu"):
     if not path:
         raise EpisodeFileError(f"{ep.name}: forking needs the policy's weights, and this episode names no "
                                f"checkpoint (replay still works)")
+    if ck.get("policy") or str(path).endswith(".npz"):
+        agent, mixer = _shipped_policy(ep, ck, device)
+        return cfg, agent, mixer
     found = _find_checkpoint(Path(path), ck.get("digest"))
     if found is None:
         why = "no longer exists" if not Path(path).exists() else "has changed since the episode was recorded " \
@@ -84,6 +88,33 @@ def episode_policy(ep: Episode, device="cpu"):
                                f"(replay still works)")
     load_actor_weights(agent, mixer, found[1]["learner"])
     return cfg, agent, mixer
+
+
+def _shipped_policy(ep: Episode, ck: dict, device):
+    """The networks of the shipped policy that played `ep`: the file it names if its digest still matches, else
+    the policy of that name in today's policies directory if that one matches (an app installed elsewhere)."""
+    from .policies import PolicyError, find_policy, load_policy_file
+
+    tried = [Path(ck["path"])]
+    if ck.get("policy"):
+        try:
+            tried.append(find_policy(ck["policy"]).weights)
+        except PolicyError:
+            pass
+    seen = []
+    for p in tried:
+        if not p.is_file():
+            continue
+        try:
+            _, agent, mixer, card = load_policy_file(p, device)
+        except PolicyError as e:
+            seen.append(str(e))
+            continue
+        if ck.get("digest") in (None, card.digest):
+            return agent, mixer
+        seen.append(f"{p} has changed since the episode was recorded (its digest differs)")
+    why = "; ".join(seen) if seen else f"its shipped policy {ck['path']} no longer exists"
+    raise EpisodeFileError(f"{ep.name}: forking needs the policy's weights, and {why} (replay still works)")
 
 
 class EpisodeRing:
@@ -106,7 +137,12 @@ class EpisodeRing:
 
 
 def checkpoint_ref(meta: dict) -> dict:
-    return {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
+    """An episode header's `checkpoint`: the file that played it and its digest (and, for a shipped policy, its
+    name: a fork finds it again in an app installed elsewhere)."""
+    ref = {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
+    if meta.get("policy"):
+        ref["policy"] = meta["policy"]
+    return ref
 
 
 def run_dir_of_checkpoint(meta: dict) -> Path | None:

@@ -16,8 +16,9 @@ from .train import Callbacks, StepContext, StopRequested
 
 def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None,
           record: str | None = "auto", keep: int = 20) -> dict:
-    """`record`: a directory for the episode files of the last `keep` episodes played ("auto": the checkpoint's
-    run directory's episodes/; None: no files)."""
+    """`checkpoint`: a checkpoint file, a run directory or a shipped policy's `.npz` (`models.policies`).
+    `record`: a directory for the episode files of the last `keep` episodes played ("auto": the checkpoint's run
+    directory's episodes/; none for a shipped policy, whose directory is the installed package; None: no files)."""
     from .recording import EpisodeRing, checkpoint_ref, episode_header, run_dir_of_checkpoint
 
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
@@ -30,16 +31,18 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
     state = {"t_env": 0, "episodes": 0}
     ring = None
     if record == "auto":
-        rd = run_dir_of_checkpoint(meta)
+        rd = None if meta.get("policy") else run_dir_of_checkpoint(meta)
         record = None if rd is None else rd / "episodes"
     if record is not None and hasattr(env, "world"):
-        ring = EpisodeRing(record, f"watch_s{seed}", keep)
+        # one ring per policy: a ring deletes the older files of its prefix, not another policy's
+        prefix = f"watch_{meta['policy']}_s{seed}" if meta.get("policy") else f"watch_s{seed}"
+        ring = EpisodeRing(record, prefix, keep)
         runner.recorder = EpisodeRecorder(0)
     runner.hook = lambda r, t, rec, q, acts: callbacks.on_step(
         StepContext(probe, env, t, rec, q, acts, state["t_env"], 0.0, runner.tracer))
     callbacks.on_start({"mode": "watch", "checkpoint": meta["path"], "config": cfg.to_dict(),
                         "env_info": env.get_env_info(), "algorithm": meta["algorithm"], "t_env": meta["t_env"],
-                        "run_dir": meta.get("run_dir", "")})
+                        "run_dir": meta.get("run_dir", ""), "policy": meta.get("policy")})
     try:
         while max_episodes is None or state["episodes"] < max_episodes:
             if callbacks.should_stop():

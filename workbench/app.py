@@ -1,5 +1,6 @@
 """The QMIX Workbench main window: dockable panels over a `WorkbenchState`, fed by a trainer process (training,
-Watch mode) or by an episode file (Replay mode: a timeline under the arena, forks, export)."""
+Watch mode) or by an episode file (Replay mode: a timeline under the arena, forks, export). `run_app` opens it
+watching the shipped QMIX policy (`models.policies`)."""
 from __future__ import annotations
 
 import os
@@ -26,6 +27,7 @@ REFRESH_MS = 30  # ~33 Hz: at least 30 Hz with timer slack
 TRAINER_TORCH_THREADS = int(os.environ.get("QMIX_WORKBENCH_TORCH_THREADS", "1"))
 TRAINER_NUMBA_THREADS = int(os.environ.get("QMIX_WORKBENCH_NUMBA_THREADS", "1"))
 CLOSE_SAVE_TIMEOUT_S = 60.0  # how long closing the window waits for the trainer's final save
+WATCH_STOP_TIMEOUT_S = 3.0  # a watch told to stop ends within a step; one still starting up is terminated
 CURVES_EVERY_S = 0.5  # the curves move slowly; redrawing their 16 axes is the costliest paint
 EXPORT_PANELS = ["arena", "qvalues", "qtot"]
 EXPORT_FPS = 8
@@ -34,6 +36,8 @@ FORK_SEED = 0
 # intra-op thread only spins against the trainer and the painting; measured on 2 busy cores, one joint table took
 # 23 ms with torch's default 2 threads and 0.2 ms with 1
 GUI_TORCH_THREADS = 1
+DEFAULT_POLICY = "qmix"  # what the app plays when it opens (`run_app`); the first shipped policy if that one is not
+NO_POLICY_MESSAGE = "no shipped policy found; press Start to train one"
 
 
 def build_config(map_name: str, algorithm: str, overrides: list[str]):
@@ -51,7 +55,8 @@ def build_config(map_name: str, algorithm: str, overrides: list[str]):
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, runs_dir: str = "runs"):
+    def __init__(self, runs_dir: str = "runs", start_policy: str | None = None):
+        """`start_policy`: a shipped policy to watch as soon as the window shows (None: open idle)."""
         super().__init__()
         from sims import list_matrix_games, list_scenarios
 
@@ -123,6 +128,7 @@ class MainWindow(QMainWindow):
         c.snapshotRateChanged.connect(lambda hz: self.client.send("snapshot_hz", float(hz)))
         c.watchSpeedChanged.connect(lambda v: self.client.send("speed", float(v)) if self.state.mode == "watch" else None)
         c.presetChanged.connect(self._preset_changed)
+        c.policyChosen.connect(self.watch_policy)
         self.arena.agentSelected.connect(self.select_agent)
         self._preset_changed()
         c.set_running("idle", False)
@@ -152,6 +158,10 @@ class MainWindow(QMainWindow):
         self.timer.timeout.connect(self.refresh)
         self.timer.start(REFRESH_MS)
         QTimer.singleShot(0, self._detect_cuda)
+        self.policy_cards = self._list_policies()
+        self.start_policy = start_policy
+        if start_policy is not None:
+            QTimer.singleShot(0, self._start_policy)  # once the window shows: the spawn takes its seconds there
         self._update_status()
 
     # ---- actions ----------------------------------------------------------------------------------
@@ -177,7 +187,7 @@ class MainWindow(QMainWindow):
                             c.overrides() + [f'run.runs_dir="{self.runs_dir}"'] + self.extra_overrides)
 
     def start_training(self, overrides: list[str] | None = None):
-        if self.client.alive():
+        if not self._end_watch():
             self._log("a run is already in progress; stop it first")
             return
         try:
@@ -197,29 +207,98 @@ class MainWindow(QMainWindow):
                           self.controls.snapshot_hz.value())
         self._log(f"starting {cfg.algorithm_name} on {cfg.env.map_name} (trainer pid {self.client.pid})")
 
-    def watch_checkpoint(self, path: str):
-        if self.client.alive():
+    def watch_checkpoint(self, path: str) -> bool:
+        """Watch mode on a checkpoint, a run directory or a shipped policy's .npz; a watch already playing gives
+        way to it."""
+        if self.client.alive() and self.state.mode != "watch":
             self._log("stop the current run before watching a checkpoint")
-            return
+            return False
         from models.checkpoint import CheckpointError, load_checkpoint
         from models.config import from_dict
+        from models.policies import is_policy_file, verified_card
 
+        card = None
         try:
-            meta, _ = load_checkpoint(path)
+            if is_policy_file(path):
+                card = verified_card(path)  # a changed file is one line here, not a trainer error
+                meta = card.meta()
+            else:
+                meta, _ = load_checkpoint(path)
             cfg = from_dict(meta["config"])
-        except (CheckpointError, ValueError) as e:
+        except (CheckpointError, ValueError) as e:  # PolicyError is a ValueError
             self._log(f"cannot watch {path}: {e}")
-            return
+            return False
         if meta.get("fallback"):
             self._log(meta["fallback"])
-        self._reset_views(keep_curves=True)
+        self._end_watch()  # only now: a path that cannot be watched leaves the current watch playing
+        self._reset_views(keep_curves=card is None)
+        if card is not None and card.curves:  # how the policy was trained, beside it playing
+            self.state.load_metrics(card.curve_series())
+            self.curves.show_state(self.state)
         self.arena.set_scenario(cfg.env.map_name, cfg.env.profile)
         self.state.mode = "watch"
-        self.client.start("watch", {"checkpoint": str(path), "seed": self.controls.seed.value(),
-                                    "steps_per_s": self.controls.watch_speed.value(),
-                                    "keep": self.controls.keep_episodes.value()},
-                          self.controls.snapshot_hz.value())
-        self._log(f"watching {meta['algorithm']} from {path} ({meta['t_env']:,} env steps of training)")
+        payload = {"checkpoint": str(path), "seed": self.controls.seed.value(),
+                   "steps_per_s": self.controls.watch_speed.value(), "keep": self.controls.keep_episodes.value()}
+        if card is not None:
+            # a shipped policy lives in the installed package: its episodes go under runs/, which is the user's
+            payload["record"] = str(Path(self.runs_dir) / "episodes")
+        self.client.start("watch", payload, self.controls.snapshot_hz.value())
+        if card is not None:
+            self.controls.select_policy(card.name)
+            self.setWindowTitle(f"QMIX Workbench \u2014 shipped policy {card.name}")
+            self._log(f"watching shipped policy {card.summary()}")
+        else:
+            self._log(f"watching {meta['algorithm']} from {path} ({meta['t_env']:,} env steps of training)")
+        return True
+
+    # ---- shipped policies ---------------------------------------------------------------------------------------
+    def _list_policies(self) -> list:
+        """The shipped policies' cards, shown in Controls' *Policies* list; a bad card is a message, not a crash."""
+        from models.policies import PolicyError, list_policies
+
+        try:
+            cards = list_policies()
+        except PolicyError as e:
+            self._log(f"shipped policies: {e}")
+            cards = []
+        self.controls.set_policies([(c.name, f"{c.name}: {c.algorithm}, {c.win_rate:.0%} wins",
+                                     f"{c.summary()} (seed {c.eval_seed})") for c in cards])
+        return cards
+
+    def watch_policy(self, name: str) -> bool:
+        """Watch mode on the shipped policy `name` (what the *Policies* list does)."""
+        from models.policies import PolicyError, find_policy
+
+        try:
+            card = find_policy(name)
+        except PolicyError as e:
+            self._log(str(e))
+            return False
+        return self.watch_checkpoint(str(card.weights))
+
+    def _start_policy(self) -> None:
+        """What the app does when it opens: watch `start_policy` (or the first shipped policy), else say there is
+        none."""
+        if self.client.alive() or self.state.mode != "idle":  # something was opened first (`replay FILE`)
+            return
+        if not self.policy_cards:
+            self._log(NO_POLICY_MESSAGE)
+            return
+        card = next((c for c in self.policy_cards if c.name == self.start_policy), self.policy_cards[0])
+        self.watch_policy(card.name)
+
+    def _end_watch(self) -> bool:
+        """Make way for what a person starts next: a watch stops at once (it has nothing to save; its episode files
+        are already written), a training run does not (its stop saves a checkpoint: the Stop button's job). True
+        when no trainer process runs any more."""
+        if not self.client.alive():
+            return True
+        if self.state.mode != "watch":
+            return False
+        self.client.stop(timeout=WATCH_STOP_TIMEOUT_S)
+        self.client.poll()  # its last messages and exit code belong to the watch that ended, not what comes next
+        self.state.process_ended(0)
+        return True
 
     def open_run_dir(self, run_dir: str):
         """Load a run's metrics into the curves and watch its latest checkpoint."""
@@ -230,6 +309,9 @@ class MainWindow(QMainWindow):
             metrics = read_metrics(p)
         except ValueError as e:
             self._log(str(e))
+            return
+        if not self._end_watch():
+            self._log("stop the current run before opening a run directory")
             return
         self._reset_views()
         self.state.load_metrics(metrics)
@@ -335,7 +417,7 @@ class MainWindow(QMainWindow):
 
     def open_replay(self, episode) -> bool:
         """Replay mode on an `Episode` (loaded, or a fork's continuation that has been saved)."""
-        if self.client.alive():
+        if not self._end_watch():
             self._log("stop the current run before opening an episode")
             return False
         if self.client.proc is not None and not self.client.exit_reported:
@@ -680,11 +762,15 @@ class MainWindow(QMainWindow):
         super().closeEvent(event)
 
 
-def run_app(argv=None, episode=None) -> int:
-    """The window; with `episode` (a file), in Replay mode on it (`qmix-workbench replay FILE`)."""
+def run_app(argv=None, episode=None, watch=None, start_policy: str | None = DEFAULT_POLICY) -> int:
+    """The window, watching the shipped policy `start_policy`; with `episode` (a file), in Replay mode on it
+    (`qmix-workbench replay FILE`); with `watch` (a checkpoint, run directory or policy .npz), watching that
+    (`qmix-workbench watch`)."""
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
-    w = MainWindow()
+    w = MainWindow(start_policy=None if episode is not None or watch is not None else start_policy)
     w.show()
     if episode is not None:
         w.open_episode(episode)
+    elif watch is not None:
+        w.watch_checkpoint(str(watch))
     return app.exec()

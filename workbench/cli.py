@@ -1,4 +1,4 @@
-"""The `qmix-workbench` command: the app (no arguments), headless training, evaluation, presets."""
+"""The `qmix-workbench` command: the app (no arguments), headless training, evaluation, presets, shipped policies."""
 from __future__ import annotations
 
 import argparse
@@ -21,10 +21,22 @@ def main(argv=None) -> int:
     t.add_argument("--run-dir", help="write the run here instead of runs/<name>_<time> (must not hold a run)")
     t.add_argument("--overwrite", action="store_true",
                    help="with --run-dir: delete the run already there and start clean")
-    e = sub.add_parser("eval", help="greedy evaluation of a checkpoint")
-    e.add_argument("checkpoint", help="checkpoint file or run directory")
+    e = sub.add_parser("eval", help="greedy evaluation of a checkpoint or a shipped policy")
+    e.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
+    e.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint (see `policies`)")
     e.add_argument("--episodes", type=int, default=32)
     e.add_argument("--seed", type=int, default=12345)
+    w = sub.add_parser("watch", help="open the app in Watch mode on a checkpoint or a shipped policy")
+    w.add_argument("checkpoint", nargs="?", help="checkpoint file, run directory or policy .npz (or use --policy)")
+    w.add_argument("--policy", metavar="NAME", help="a shipped policy (see `policies`)")
+    sub.add_parser("policies", help="list the shipped policies (their cards' win rates)")
+    sp = sub.add_parser("ship-policy", help="turn a checkpoint into a shipped policy: weights (.npz) and card (.json)")
+    sp.add_argument("checkpoint", help="checkpoint file or run directory")
+    sp.add_argument("--name", required=True, help="the policy's name, e.g. qmix (lowercase, digits, _ and -)")
+    sp.add_argument("--episodes", type=int, default=200, help="greedy episodes for the card's win rate")
+    sp.add_argument("--seed", type=int, default=12345, help="the evaluation's seed")
+    sp.add_argument("--out", default=None, help="directory (default: the package's assets/policies/, or "
+                                                "$QMIX_WORKBENCH_POLICIES)")
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
     pl.add_argument("run_dir")
     pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
@@ -39,7 +51,8 @@ def main(argv=None) -> int:
     r.add_argument("--out", default="frame.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
     rc = sub.add_parser("record", help="play greedy episodes of a checkpoint and write each to an episode file")
-    rc.add_argument("checkpoint", help="checkpoint file or run directory")
+    rc.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
+    rc.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint")
     rc.add_argument("--episodes", type=int, default=1)
     rc.add_argument("--out", default=None, help="directory for the files (default: the run directory's episodes/)")
     rc.add_argument("--seed", type=int, default=0)
@@ -74,7 +87,8 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables, "record": _record, "replay": _replay, "fork": _fork,
-                "export": _export, **sweep_commands}[args.cmd](args)
+                "export": _export, "watch": _watch, "policies": _policies, "ship-policy": _ship_policy,
+                **sweep_commands}[args.cmd](args)
     except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
         if args.debug:
             raise
@@ -238,16 +252,33 @@ def _train(args) -> int:
         bar.close()
 
 
+def _policy_source(args) -> str:
+    """What a command plays: its CHECKPOINT argument, or the weights of the shipped policy --policy names."""
+    from models.policies import find_policy, list_policies
+
+    if args.checkpoint is not None and args.policy is not None:
+        raise ValueError(f"{args.cmd}: give a checkpoint or --policy NAME, not both")
+    if args.policy is not None:
+        return str(find_policy(args.policy).weights)
+    if args.checkpoint is None:
+        names = ", ".join(c.name for c in list_policies()) or "none shipped"
+        raise ValueError(f"{args.cmd}: expected a checkpoint (file or run directory) or --policy NAME "
+                         f"(shipped policies: {names})")
+    return args.checkpoint
+
+
 def _eval(args) -> int:
     from models.config import from_dict
     from models.evaluate import evaluate_checkpoint
 
-    res = evaluate_checkpoint(args.checkpoint, args.episodes, args.seed)
+    res = evaluate_checkpoint(_policy_source(args), args.episodes, args.seed)
     meta = res["meta"]
     if meta.get("fallback"):
         print(meta["fallback"], file=sys.stderr)
     cfg = from_dict(meta["config"])
-    print(f"{meta['algorithm']} on {cfg.env.map_name}, checkpoint at {meta['t_env']:,d} env steps: "
+    what = (f"shipped policy {meta['policy']} ({meta['t_env']:,d} env steps of training)" if meta.get("policy")
+            else f"checkpoint at {meta['t_env']:,d} env steps")
+    print(f"{meta['algorithm']} on {cfg.env.map_name}, {what}: "
           f"win rate {res['win_rate']:.1%} over {res['episodes']} greedy episodes, "
           f"mean return {res['return']:.2f}, mean enemies killed {res['dead_enemies']:.1f}")
     return 0
@@ -256,7 +287,43 @@ def _eval(args) -> int:
 def _record(args) -> int:
     from models.recording import record_episodes
 
-    record_episodes(args.checkpoint, args.episodes, args.out, args.seed, log=print)
+    record_episodes(_policy_source(args), args.episodes, args.out, args.seed, log=print)
+    return 0
+
+
+def _watch(args) -> int:
+    from models.evaluate import load_policy
+
+    source = _policy_source(args)
+    load_policy(source)  # a bad checkpoint or policy is one line here, before any window opens
+    from workbench.app import run_app
+
+    return run_app(watch=source)
+
+
+def _policies(args) -> int:
+    from models.policies import list_policies, policies_dir
+
+    cards = list_policies()
+    if not cards:
+        print(f"no shipped policies in {policies_dir()} (make one: qmix-workbench ship-policy RUN_DIR --name NAME)")
+    for c in cards:
+        print(c.summary())
+    return 0
+
+
+def _ship_policy(args) -> int:
+    import shlex
+
+    from models.policies import ship_policy
+
+    command = shlex.join(["qmix-workbench", "ship-policy", str(args.checkpoint), "--name", args.name, "--episodes",
+                          str(args.episodes), "--seed", str(args.seed)] + (["--out", args.out] if args.out else []))
+    print(f"evaluating {args.checkpoint} over {args.episodes} greedy episodes ...", file=sys.stderr)
+    card = ship_policy(args.checkpoint, args.name, args.episodes, args.seed, out_dir=args.out, command=command,
+                       log=lambda m: print(m, file=sys.stderr))
+    print(f"wrote {card.weights} ({card.weights.stat().st_size:,} bytes) and {card.path.name}")
+    print(card.summary() + f", mean return {card.mean_return:.2f}, mean enemies killed {card.dead_enemies:.1f}")
     return 0
 
 

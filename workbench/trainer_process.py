@@ -219,7 +219,8 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
         elif mode == "watch":
             from models.watch import watch
 
-            watch(payload["checkpoint"], cb, seed=payload.get("seed", 0), keep=int(payload.get("keep", 20)))
+            watch(payload["checkpoint"], cb, seed=payload.get("seed", 0), keep=int(payload.get("keep", 20)),
+                  record=payload.get("record", "auto"))
         else:
             raise RuntimeError(f"unknown trainer mode {mode!r}")  # the window sends only the two above
     except BaseException as exc:

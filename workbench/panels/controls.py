@@ -1,10 +1,10 @@
-"""Controls: scenario, algorithm, key hyperparameters, device, seed; run buttons; snapshot rate, watch speed and
-how many watched episodes to keep as files; checkpoints and run directories; forcing an action while paused
-(Intervene)."""
+"""Controls: the shipped policies to watch; scenario, algorithm, key hyperparameters, device, seed; run buttons;
+snapshot rate, watch speed and how many watched episodes to keep as files; checkpoints and run directories; forcing
+an action while paused (Intervene)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QPushButton,
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
 from ..state import ALGORITHMS, action_names
@@ -40,10 +40,21 @@ class ControlsPanel(QWidget):
     snapshotRateChanged = Signal(float)
     watchSpeedChanged = Signal(float)
     presetChanged = Signal()
+    policyChosen = Signal(str)  # a shipped policy's name, picked by a person (not by `select_policy`)
 
     def __init__(self, scenarios: list[str], parent=None):
         super().__init__(parent)
         lay = QVBoxLayout(self)
+        pg_ = QGroupBox("Policies")
+        pl = QVBoxLayout(pg_)
+        self.policy = QComboBox()
+        self.policy.setToolTip("Shipped trained policies (with their cards' greedy win rates): picking one stops the "
+                               "current watch and watches it")
+        self.policy_note = QLabel("no shipped policy found; press Start to train one")
+        self.policy_note.setWordWrap(True)
+        pl.addWidget(self.policy)
+        pl.addWidget(self.policy_note)
+        lay.addWidget(pg_)
         g = QGroupBox("Experiment")
         f = QFormLayout(g)
         self.scenario = QComboBox()
@@ -124,6 +135,22 @@ class ControlsPanel(QWidget):
         self.watch_speed.valueChanged.connect(self.watchSpeedChanged)
         self.scenario.currentTextChanged.connect(lambda _: self.presetChanged.emit())
         self.algorithm.currentTextChanged.connect(lambda _: self.presetChanged.emit())
+        # `activated`, not `currentIndexChanged`: only a person's pick (picking the one shown again re-watches it)
+        self.policy.activated.connect(lambda i: self.policyChosen.emit(self.policy.itemData(i)))
+
+    def set_policies(self, policies: list[tuple[str, str, str]]) -> None:
+        """The shipped policies as (name, label, tooltip), in order; the note under them says when there are none."""
+        self.policy.clear()
+        for i, (name, label, tip) in enumerate(policies):
+            self.policy.addItem(label, name)
+            self.policy.setItemData(i, tip, Qt.ToolTipRole)
+        self.policy.setVisible(bool(policies))
+        self.policy_note.setVisible(not policies)
+
+    def select_policy(self, name: str) -> None:
+        i = self.policy.findData(name)
+        if i >= 0:
+            self.policy.setCurrentIndex(i)
 
     def set_cuda_available(self, ok: bool) -> None:
         if ok and self.device.findText("cuda") < 0:
@@ -158,9 +185,13 @@ class ControlsPanel(QWidget):
 
     def set_running(self, mode: str, paused: bool) -> None:
         running = mode not in ("idle", "replay")  # a replay runs no process: everything can start from it
-        self.start.setEnabled(not running)
-        self.load.setEnabled(not running)
-        self.open_run.setEnabled(not running)
+        # a watch gives way at once to whatever is started instead (it has nothing to save); training does not
+        # (stopping it saves a checkpoint with the replay buffer: a person's decision, the Stop button)
+        training = mode == "train"
+        self.start.setEnabled(not training)
+        self.load.setEnabled(not training)
+        self.open_run.setEnabled(not training)
+        self.policy.setEnabled(not training)
         self.pause.setEnabled(running and not paused)
         self.resume.setEnabled(running and paused)
         self.step.setEnabled(running and paused)
@@ -169,4 +200,4 @@ class ControlsPanel(QWidget):
         self.force.setEnabled(running and paused)
         for w in (self.scenario, self.algorithm, self.lr, self.batch, self.envs, self.anneal, self.td_lambda,
                   self.res_beta, self.res_lambda, self.t_max, self.device, self.seed):
-            w.setEnabled(not running)
+            w.setEnabled(not training)

@@ -1,0 +1,372 @@
+"""Shipped policies: trained networks that come with the app, as data. This module is the one place that finds,
+loads and writes them; the CLI (`eval --policy`, `watch --policy`, `ship-policy`, `policies`) and the app's
+start-up watch and *Policies* list all go through it.
+
+A policy `NAME` is two files in the policies directory (`assets/policies/` in the package; `$QMIX_WORKBENCH_POLICIES`
+or a function argument overrides it):
+
+- `NAME.npz`: the acting networks' weights and nothing else, as plain arrays named `agent.<param>` and
+  `mixer.<param>` (the learner's targets and optimiser state are not shipped). Read with
+  `np.load(allow_pickle=False)`: opening one never executes code. At most `MAX_WEIGHTS_BYTES`.
+- `NAME.json`: its card: what it is (algorithm, preset, map, the full resolved config that rebuilds the networks,
+  their dims), how it was made (env steps of training, seed, source checkpoint and its digest, the command) and
+  how good it is (greedy win rate, mean return and enemies killed over N episodes of a fixed eval seed), plus the
+  SHA-256 of the `.npz` file's bytes, checked on every load.
+
+Wherever a checkpoint path goes (`models.evaluate.load_policy`, `evaluate_checkpoint`, `models.watch.watch`,
+`record_episodes`, an episode file's header), a shipped policy's `.npz` path goes too; `find_policy(name).weights`
+turns a name into that path.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import WorkbenchError
+
+FORMAT = "qmix-workbench-policy/1"
+ENV_DIR = "QMIX_WORKBENCH_POLICIES"
+MAX_WEIGHTS_BYTES = 1_000_000  # a policy is data in the package: a QMIX 2c_vs_64zg one is ~0.47 MB
+NET_PREFIXES = ("agent", "mixer")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # a file name and a CLI word on every platform
+DIM_KEYS = ("obs_dim", "state_dim", "n_agents", "n_actions")
+# the training history a card keeps (metrics.csv's kind -> columns), each cut to CURVE_POINTS means: what the app's
+# Training curves panel shows while the policy plays
+CURVE_COLUMNS = {"episode": ("return", "won", "epsilon", "overestimation"),
+                 "update": ("loss", "td_error", "steps_per_s", "qtot_taken", "res_softmax_value", "max_value"),
+                 "eval": ("test_win_rate",)}
+CURVE_POINTS = 200
+
+
+class PolicyError(WorkbenchError, ValueError):
+    """A shipped policy cannot be found, read or trusted; the message names the file and what was expected."""
+
+
+@dataclass(frozen=True)
+class Card:
+    """What `NAME.json` says about the policy in `NAME.npz` (`weights`)."""
+
+    name: str
+    algorithm: str  # the registry's name: "QMIX", "RES-QMIX", ...
+    preset: str | None  # the shipped preset it was trained from, when it was one
+    map: str
+    config: dict  # the full resolved config: rebuilds the networks
+    dims: dict  # obs_dim, state_dim, n_agents, n_actions
+    t_env: int  # env steps of training
+    seed: int  # run.seed of the training run
+    win_rate: float  # greedy, over `eval_episodes` episodes from `eval_seed`
+    eval_episodes: int
+    eval_seed: int
+    mean_return: float
+    dead_enemies: float  # mean enemies killed per episode
+    command: str  # what made the files
+    digest: str  # SHA-256 of NAME.npz's bytes
+    source_checkpoint: dict  # {"path", "digest"}: the checkpoint file and its payload digest
+    created: str
+    # {"kind/column": [[t_env...], [value...]]} from the source run's metrics.csv, up to the checkpoint; {} without one
+    curves: dict = field(default_factory=dict, compare=False, repr=False)
+    path: Path = field(default=Path(), compare=False)  # the card file itself (not stored in it)
+
+    @property
+    def weights(self) -> Path:
+        return self.path.with_suffix(".npz")
+
+    def to_json(self) -> str:
+        d = {"format": FORMAT, **asdict(self)}
+        d.pop("path")
+        return json.dumps(d, indent=2, sort_keys=False) + "\n"
+
+    def curve_series(self) -> dict:
+        """The training history as `workbench.plot.read_metrics` gives a run's: {(kind, column): (t_env, values)}."""
+        return {tuple(k.split("/", 1)): (np.asarray(xy[0], float), np.asarray(xy[1], float))
+                for k, xy in self.curves.items()}
+
+    def summary(self) -> str:
+        """One line: what a person choosing between policies wants to know."""
+        return (f"{self.name}: {self.algorithm} on {self.map}, {self.t_env:,} env steps of training, "
+                f"{self.win_rate:.0%} greedy wins over {self.eval_episodes} episodes")
+
+    def meta(self) -> dict:
+        """The policy described the way a checkpoint's metadata is (`models.checkpoint.load_checkpoint`), so code
+        that plays a checkpoint plays a shipped policy unchanged."""
+        return {"path": str(self.weights.resolve()), "digest": self.digest, "verified": True, "config": self.config,
+                "fingerprint": dict(self.dims), "t_env": self.t_env, "algorithm": self.algorithm, "run_dir": "",
+                "policy": self.name}
+
+
+# ---- where they are ------------------------------------------------------------------------------------------------
+def policies_dir(directory: str | Path | None = None) -> Path:
+    """`directory` if given, else `$QMIX_WORKBENCH_POLICIES`, else the package's `assets/policies/`."""
+    if directory is not None:
+        return Path(directory)
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    import assets
+
+    return Path(assets.__file__).resolve().parent / "policies"
+
+
+def list_policies(directory: str | Path | None = None) -> list[Card]:
+    """Every shipped policy's card, QMIX first, then by name. A malformed card is an error naming its file
+    (shipped data that is wrong is a packaging bug, not something to skip quietly)."""
+    d = policies_dir(directory)
+    cards = [read_card(p) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+    return sorted(cards, key=lambda c: (c.algorithm != "QMIX", c.name))
+
+
+def find_policy(name: str, directory: str | Path | None = None) -> Card:
+    """The card of the shipped policy `name`; an unknown name is an error listing the shipped ones."""
+    d = policies_dir(directory)
+    key = str(name).strip().lower()  # names are lowercase: `--policy QMIX` means qmix
+    p = d / f"{key}.json"
+    if NAME_RE.match(key) and p.is_file():
+        return read_card(p)
+    names = [c.name for c in list_policies(d)]
+    there = f"shipped policies: {', '.join(names)}" if names else "none is shipped there"
+    raise PolicyError(f"unknown policy {name!r} in {d}; {there}")
+
+
+def is_policy_file(path) -> bool:
+    """Whether `path` names a shipped policy's weights (a `.npz` file with its card beside it)."""
+    p = Path(path)
+    return p.suffix == ".npz" and p.with_suffix(".json").is_file()
+
+
+# ---- reading -------------------------------------------------------------------------------------------------------
+def read_card(path: str | Path) -> Card:
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+    except OSError as e:
+        raise PolicyError(f"cannot read the policy card {path}: {e.strerror}") from None
+    except ValueError as e:
+        raise PolicyError(f"the policy card {path} is not valid JSON: {e}") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise PolicyError(f"{path} is not a qmix-workbench policy card (format {FORMAT!r} expected)")
+    types = {"name": str, "algorithm": str, "map": str, "config": dict, "dims": dict, "t_env": int, "seed": int,
+             "win_rate": (int, float), "eval_episodes": int, "eval_seed": int, "mean_return": (int, float),
+             "dead_enemies": (int, float), "command": str, "digest": str, "source_checkpoint": dict, "created": str}
+    for k, t in types.items():
+        if k not in d:
+            raise PolicyError(f"the policy card {path} has no {k!r}")
+        if not isinstance(d[k], t) or isinstance(d[k], bool):
+            raise PolicyError(f"the policy card {path}: {k!r} has the wrong type ({type(d[k]).__name__})")
+    if d["name"] != path.stem:
+        raise PolicyError(f"the policy card {path} names the policy {d['name']!r}; expected {path.stem!r} "
+                          f"(the file's name)")
+    missing = [k for k in DIM_KEYS if not isinstance(d["dims"].get(k), int)]
+    if missing:
+        raise PolicyError(f"the policy card {path}: dims lacks {', '.join(missing)}")
+    curves = d.get("curves") or {}
+    if not isinstance(curves, dict) or not all(isinstance(v, list) and len(v) == 2 and len(v[0]) == len(v[1])
+                                               for v in curves.values()):
+        raise PolicyError(f"the policy card {path}: 'curves' must map \"kind/column\" to [[t_env...], [value...]]")
+    fields = {k: d[k] for k in types}
+    return Card(preset=d.get("preset"), path=path, curves=curves, **fields)
+
+
+def file_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(card: Card) -> dict[str, dict[str, np.ndarray]]:
+    """{"agent": {param: array}, "mixer": {...}} from `card.weights`, after checking its bytes against the card."""
+    path = card.weights
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read the policy weights {path} (card {card.path}): {e.strerror}") from None
+    got = file_digest(data)
+    if got != card.digest:
+        raise PolicyError(f"{path} does not match its card {card.path.name}: SHA-256 {got[:16]}... where the card "
+                          f"says {card.digest[:16]}...; the file changed after it was shipped (ship it again)")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        # the bytes that were hashed are the bytes that are read: no window for the file to change in between
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            for k in z.files:
+                net, _, param = k.partition(".")
+                if net not in NET_PREFIXES or not param:
+                    raise PolicyError(f"{path} holds {k!r}; expected only agent.<param> and mixer.<param> arrays")
+                out.setdefault(net, {})[param] = z[k]
+    except PolicyError:
+        raise
+    except Exception as e:  # noqa: BLE001 - not a zip, an object array (refused without pickle), ...
+        raise PolicyError(f"{path} is not a readable policy weights file: {str(e).splitlines()[0]}") from None
+    if "agent" not in out:
+        raise PolicyError(f"{path} has no agent.* weights")
+    return out
+
+
+def _card_beside(path) -> Card:
+    path = Path(path)
+    card_path = path.with_suffix(".json")
+    if not card_path.is_file():
+        raise PolicyError(f"{path} is not a shipped policy: there is no card {card_path.name} beside it")
+    return read_card(card_path)
+
+
+def verified_card(path: str | Path) -> Card:
+    """The card of the policy whose weights are `path`, after checking the weights' bytes against it (without
+    building networks: what the window checks before it spawns a watch)."""
+    card = _card_beside(path)
+    load_weights(card)
+    return card
+
+
+def load_policy_file(path: str | Path, device="cpu"):
+    """(config, agent, mixer, card) of the shipped policy whose weights are `path` (its card beside it)."""
+    import torch
+
+    from .config import from_dict
+    from .learner_host import build_networks
+
+    card = _card_beside(path)
+    w = load_weights(card)
+    try:
+        cfg = from_dict(card.config)
+    except ValueError as e:
+        raise PolicyError(f"the policy card {card.path}: its config does not load: {e}") from None
+    agent, mixer = build_networks(cfg, card.dims, device)
+    for net, module in (("agent", agent), ("mixer", mixer)):
+        if module is None:
+            if net in w:
+                raise PolicyError(f"{path} holds mixer weights, but its card's config has no mixer")
+            continue
+        try:
+            module.load_state_dict({k: torch.as_tensor(v) for k, v in w.get(net, {}).items()})
+        except RuntimeError as e:  # missing, unexpected or mis-shaped parameters
+            raise PolicyError(f"{path}: the {net} weights do not fit the networks its card describes: "
+                              f"{str(e).splitlines()[0]} ...") from None
+    return cfg, agent, mixer, card
+
+
+def load_policy_by_name(name: str, device="cpu", directory: str | Path | None = None):
+    """(config, agent, mixer, card) of a shipped policy by name, its weights checked against its card."""
+    return load_policy_file(find_policy(name, directory).weights, device)
+
+
+# ---- writing -------------------------------------------------------------------------------------------------------
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise PolicyError(f"--name: expected a policy name of lowercase letters, digits, '_' and '-' (at most 64, "
+                          f"starting with a letter or digit), got {name!r}")
+    return name
+
+
+def _preset_of(cfg) -> str | None:
+    """The shipped preset a config came from: its run name when that is one (presets name their runs after
+    themselves), else the algorithm's preset for the map, else None."""
+    from .registry import algorithm_of, list_presets
+
+    names = list_presets()
+    if cfg.run.name in names:
+        return cfg.run.name
+    guess = f"{algorithm_of(cfg.algo.mixer, cfg.algo.res).prefix}_{cfg.env.map_name}"
+    return guess if guess in names else None
+
+
+def training_curves(run_dir, t_max: int, points: int = CURVE_POINTS) -> dict:
+    """`CURVE_COLUMNS` of a run's metrics.csv up to env step `t_max` (the shipped checkpoint's: a run may have gone
+    on after it), each cut to at most `points` means of consecutive rows; {} when the run has no metrics.csv."""
+    import csv
+
+    path = Path(run_dir) / "metrics.csv" if run_dir else None
+    if path is None or not path.is_file():
+        return {}
+    rows: dict[str, list] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                t = float(row["t_env"])
+            except (KeyError, TypeError, ValueError):
+                continue  # a torn last line
+            if t > t_max:
+                continue
+            for col in CURVE_COLUMNS.get(row.get("kind"), ()):
+                v = row.get(col)
+                if v not in (None, ""):
+                    try:
+                        y = float(v)
+                    except ValueError:
+                        continue
+                    if np.isfinite(y):
+                        rows.setdefault(f"{row['kind']}/{col}", []).append((t, y))
+    out = {}
+    for key, xy in rows.items():
+        a = np.asarray(xy, float)
+        if len(a) > points:
+            a = np.array([c.mean(0) for c in np.array_split(a, points)])
+        out[key] = [[round(float(x), 1) for x in a[:, 0]], [float(f"{y:.5g}") for y in a[:, 1]]]
+    return out
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def ship_policy(checkpoint, name: str, episodes: int = 200, seed: int = 12345, out_dir: str | Path | None = None,
+                command: str | None = None, device="cpu", log=None) -> Card:
+    """Turn a checkpoint (file or run directory) into the shipped policy `name`: evaluate its networks greedily over
+    `episodes` episodes from `seed`, then write `name.npz` and `name.json` into `out_dir` (default: `policies_dir()`),
+    each atomically. Shipping under an existing name replaces that policy."""
+    from .evaluate import evaluate_policy, load_policy
+    from .learner_host import actor_weights
+    from .recording import run_dir_of_checkpoint
+
+    check_name(name)
+    out = policies_dir(out_dir)
+    cfg, agent, mixer, meta = load_policy(checkpoint, device)
+    if meta.get("policy"):
+        raise PolicyError(f"{checkpoint} is already a shipped policy ({meta['policy']}); ship from its checkpoint")
+    if meta.get("fallback") and log is not None:
+        log(meta["fallback"])
+    # the weights written are the ones evaluated: one load, no second read of a latest.pt that may move on
+    flat = {f"{net}.{k}": v for net, params in actor_weights(agent, mixer).items() for k, v in params.items()}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **flat)
+    data = buf.getvalue()
+    if len(data) > MAX_WEIGHTS_BYTES:
+        raise PolicyError(f"policy {name!r}: its weights take {len(data):,} bytes compressed, more than the "
+                          f"{MAX_WEIGHTS_BYTES:,} a shipped policy may (smaller networks: algo.agent_hidden, "
+                          f"algo.hypernet_embed, algo.mixing_embed)")
+    res = evaluate_policy(cfg, agent, meta, episodes, seed, device, where=checkpoint)
+    dims = {k: int(meta["fingerprint"][k]) for k in DIM_KEYS}
+    if command is None:
+        command = (f"qmix-workbench ship-policy {meta['path']} --name {name} --episodes {episodes} "
+                   f"--seed {seed}")
+    card = Card(name=name, algorithm=meta["algorithm"], preset=_preset_of(cfg), map=cfg.env.map_name,
+                config=cfg.to_dict(), dims=dims, t_env=int(meta["t_env"]), seed=int(cfg.run.seed),
+                win_rate=res["win_rate"], eval_episodes=res["episodes"], eval_seed=int(seed),
+                mean_return=res["return"], dead_enemies=res["dead_enemies"], command=command,
+                digest=file_digest(data), source_checkpoint={"path": meta["path"], "digest": meta.get("digest")},
+                created=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+                curves=training_curves(meta.get("run_dir") or run_dir_of_checkpoint(meta), int(meta["t_env"])),
+                path=out / f"{name}.json")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # weights first: a card never names weights that are not there yet (a crash between the two leaves new
+        # weights under the old card, which the digest check then refuses with a message saying so)
+        _write_atomic(card.weights, data)
+        _write_atomic(card.path, card.to_json().encode())
+    except OSError as e:
+        raise PolicyError(f"cannot write the policy {name!r} into {out}: {e.strerror or e}") from None
+    return card
