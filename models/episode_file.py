@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,9 +218,12 @@ def load_episode(path: str | Path) -> Episode:
     if path.is_dir():
         raise EpisodeFileError(f"{path} is a directory; expected an episode file (.npz)")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a lone .npy array
+            raise ValueError("a single array, not an .npz archive")
+        with z:
             arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as e:
+    except Exception as e:  # noqa: BLE001 - truncation, a corrupt deflate stream, pickled objects, not a zip...
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise EpisodeFileError(f"{path} is not a readable episode file (truncated or not an .npz): {reason}") from None
     if "header" not in arrays:
@@ -248,11 +250,34 @@ def load_episode(path: str | Path) -> Episode:
                if k not in arrays]
     if missing:
         raise EpisodeFileError(f"{path} is incomplete: missing {', '.join(missing)}")
-    T = arrays["actions"].shape[0]
-    if header.get("length") != T or arrays["pos"].shape[0] != T + 1 or arrays["q"].shape[0] != T:
-        raise EpisodeFileError(f"{path} is inconsistent: header says {header.get('length')} steps, arrays hold "
-                               f"{T} actions and {arrays['pos'].shape[0]} states")
+    _check_shapes(path, header, arrays)
     return Episode(header, arrays, str(path))
+
+
+def _check_shapes(path, header: dict, a: dict) -> None:
+    """The arrays agree with each other and the header, so that replaying any step cannot index past them."""
+    def bad(what):
+        raise EpisodeFileError(f"{path} is inconsistent: {what}")
+
+    for key, typ in (("length", int), ("gamma", (int, float)), ("t_env", int), ("episode_index", int)):
+        if key in header and (isinstance(header[key], bool) or not isinstance(header[key], typ)):
+            bad(f"header field {key!r} is {header[key]!r}, expected a number")
+    if a["actions"].ndim != 2 or a["q"].ndim != 3 or a["pos"].ndim != 3 or a["avail"].ndim != 3:
+        bad("actions, q, pos or avail has the wrong number of dimensions")
+    T, n = a["actions"].shape
+    if T < 1:
+        bad("it holds no steps")
+    A, U = a["q"].shape[2], a["pos"].shape[1]
+    want = {"q": (T, n, A), "greedy": (T, n), "reward": (T,), "avail": (T + 1, n, A), "pos": (T + 1, U, 2),
+            "tick": (T + 1,), **{f: (T + 1, U) for f in DRAW_FIELDS if f not in ("pos", "fire_point")},
+            "fire_point": (T + 1, U, 2)}
+    for f, shape in want.items():
+        if a[f].shape != shape:
+            bad(f"{f} has shape {a[f].shape}, expected {shape} for {T} steps")
+    if header.get("length") != T:
+        bad(f"header says {header.get('length')} steps, the arrays hold {T}")
+    if not np.issubdtype(a["actions"].dtype, np.integer) or a["actions"].min() < 0 or a["actions"].max() >= A:
+        bad(f"actions must be integers in 0..{A - 1}")
 
 
 class EpisodeRecorder:
@@ -269,6 +294,7 @@ class EpisodeRecorder:
 
     def begin(self, env, start_step: int = 0) -> None:
         self.active = True
+        self.final_avail = None
         self.start = start_step
         self.draw = {f: [] for f in DRAW_FIELDS}
         self.tick, self.keys, self.key_steps = [], [], []
@@ -320,7 +346,7 @@ class EpisodeRecorder:
         for f in ("actions", "forced", "q", "greedy", "hidden"):
             a[f] = np.stack(s[f])
         a["reward"] = np.asarray(s["reward"], dtype=np.float32)
-        final = getattr(self, "final_avail", s["avail"][-1])
+        final = s["avail"][-1] if self.final_avail is None else self.final_avail
         a["avail"] = np.stack(s["avail"] + [final])
         a["key_steps"] = np.asarray(self.key_steps, dtype=np.int32)
         for name in self.keys[0]:
@@ -361,6 +387,7 @@ def concat(prefix: Episode, k: int, tail: Episode) -> Episode:
     # per-state arrays of the tail start at state k and per-step ones at step k: both follow prefix[:k]
     out = {f: np.concatenate([a[f][:k], v]) for f, v in b.items()
            if f in a and f != "key_steps" and not f.startswith("key.")}
+    out.update({f: v for f, v in a.items() if f.startswith("w.")})  # embedded weights: the policy that played it
     keep = a["key_steps"] < k
     out["key_steps"] = np.concatenate([a["key_steps"][keep], b["key_steps"]])
     for f in b:

@@ -88,12 +88,15 @@ def stream_keys(ep: Episode, step: int, n: int, seed: int) -> np.ndarray:
 def play_on(ep: Episode, step: int, first_actions: np.ndarray, agent_net, probe: Probe, env, keys,
             state: dict) -> tuple[Outcome, Episode]:
     """Run len(keys) continuations from the battle `state` at `step`: `first_actions` [n] at step, then the
-    greedy policy. Returns their outcomes and continuation 0 recorded as a whole episode."""
+    greedy policy. Returns their outcomes and continuation 0 recorded as a whole episode. With the recorded
+    actions, continuation 0 reproduces a greedy, unforced recording bit for bit; an episode played with
+    exploration (training's) or with later forced actions continues greedily instead."""
     N, n = len(keys), ep.n_agents
     dev = next(agent_net.parameters()).device
     rec = env.load_state([state] * N)
     env.world.rng_key[1:N] = keys[1:]  # 0 keeps the episode's own stream (restored with the state)
-    first_forced = first_actions != ep.arrays["actions"][step]
+    # forced at `step`: the agents whose action differs from the recording, and those forced in the recording itself
+    first_forced = (first_actions != ep.arrays["actions"][step]) | ep.arrays["forced"][step]
     hidden = torch.from_numpy(np.ascontiguousarray(ep.arrays["hidden"][step])).to(dev)[None].repeat(N, 1, 1)
     last = torch.full((N, n), -1, dtype=torch.long, device=dev)
     if step > 0:
@@ -145,6 +148,9 @@ def fork(ep: Episode, step: int, agent: int, action: int | str, episodes: int = 
     from .recording import episode_policy
 
     T = ep.length
+    missing = [k for k in ("hidden", "forced", "key.world.pos") if k not in ep.arrays]
+    if missing:
+        raise EpisodeFileError(f"{ep.name} cannot be forked: it lacks {', '.join(missing)} (replay still works)")
     if not 0 <= step < T:
         raise ValueError(f"--step: {ep.name} has steps 0..{T - 1} (decisions), got {step}")
     if not 0 <= agent < ep.n_agents:

@@ -40,9 +40,25 @@ def _weights_of(ep: Episode, name: str) -> dict:
     return {k[len(pre):]: torch.from_numpy(np.array(v)) for k, v in ep.arrays.items() if k.startswith(pre)}
 
 
-def _find_checkpoint(path: Path, digest: str | None):
-    """The checkpoint the episode was played with: `path` if its digest still matches, else a sibling with that
-    digest (latest.pt moves on as a run trains; the t*.pt it pointed to stays)."""
+def weights_digest(w: dict) -> str:
+    """SHA-256 over the acting networks' weights ({"agent": {name: array}, "mixer": {...}}, as `actor_weights`
+    gives them and checkpoints store them): the same weights have the same digest whichever file holds them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for net in ("agent", "mixer"):
+        for k in sorted(w.get(net) or {}):
+            a = np.ascontiguousarray(np.asarray(w[net][k].detach().cpu() if hasattr(w[net][k], "detach")
+                                                else w[net][k], dtype=np.float32))
+            h.update(f"{net}.{k}:{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _find_checkpoint(path: Path, digest: str | None, wdigest: str | None):
+    """The checkpoint the episode was played with: `path` if it still holds those weights, else a sibling that does
+    (latest.pt moves on as a run trains, or is rewritten with the replay buffer; the t*.pt it pointed to stays).
+    Matched by the weights' own digest when the episode has one, else by the file's."""
     from .checkpoint import CheckpointError, load_checkpoint
 
     tried = [path] + sorted(path.parent.glob("t*.pt"), reverse=True)
@@ -53,7 +69,10 @@ def _find_checkpoint(path: Path, digest: str | None):
             meta, tensors = load_checkpoint(p)
         except CheckpointError:
             continue
-        if digest is None or meta.get("digest") == digest:
+        if wdigest is not None:
+            if weights_digest(tensors["learner"]) == wdigest:
+                return meta, tensors
+        elif digest is None or meta.get("digest") == digest:
             return meta, tensors
     return None
 
@@ -68,9 +87,13 @@ def episode_policy(ep: Episode, device="cpu"):
     dims = ep.header["dims"]
     agent, mixer = build_networks(cfg, dims, device)
     if ep.header.get("weights") == "embedded":
-        agent.load_state_dict(_weights_of(ep, "agent"))
-        if mixer is not None:
-            mixer.load_state_dict(_weights_of(ep, "mixer"))
+        try:
+            agent.load_state_dict(_weights_of(ep, "agent"))
+            if mixer is not None:
+                mixer.load_state_dict(_weights_of(ep, "mixer"))
+        except RuntimeError as e:  # missing or misshapen arrays
+            reason = str(e).splitlines()[0]
+            raise EpisodeFileError(f"{ep.name}: its embedded weights do not fit its config: {reason}") from None
         return cfg, agent, mixer
     ck = ep.header.get("checkpoint") or {}
     path = ck.get("path")
@@ -80,7 +103,7 @@ def episode_policy(ep: Episode, device="cpu"):
     if ck.get("policy") or str(path).endswith(".npz"):
         agent, mixer = _shipped_policy(ep, ck, device)
         return cfg, agent, mixer
-    found = _find_checkpoint(Path(path), ck.get("digest"))
+    found = _find_checkpoint(Path(path), ck.get("digest"), ck.get("weights_digest"))
     if found is None:
         why = "no longer exists" if not Path(path).exists() else "has changed since the episode was recorded " \
                                                                   "(its digest differs)"
@@ -125,21 +148,34 @@ class EpisodeRing:
             raise ValueError(f"keep: expected at least 1 episode, got {keep}")
         self.dir, self.prefix, self.keep = Path(directory), prefix, int(keep)
 
-    def files(self) -> list[Path]:
-        pat = re.compile(re.escape(self.prefix) + r"_\d+.*\.npz$")
-        return sorted(p for p in self.dir.glob(f"{self.prefix}_*.npz") if pat.match(p.name))
+    def _indexed(self) -> list[tuple[int, Path]]:
+        # only the ring's own files: a fork saved beside one (NAME_fork_....npz) is the user's, never pruned
+        pat = re.compile(re.escape(self.prefix) + r"_(\d+)\.npz$")
+        found = ((pat.match(p.name), p) for p in self.dir.glob(f"{self.prefix}_*.npz"))
+        return sorted((int(m.group(1)), p) for m, p in found if m)
 
-    def save(self, ep: Episode, name: str) -> Path:
-        path = ep.save(self.dir / f"{self.prefix}_{name}.npz")
+    def files(self) -> list[Path]:
+        return [p for _, p in self._indexed()]
+
+    def save(self, ep: Episode) -> Path:
+        """Write the next file of the ring (numbering goes on from the newest kept, so a later session never
+        overwrites or prunes its own newest), then drop the oldest beyond `keep`."""
+        have = self._indexed()
+        path = ep.save(self.dir / f"{self.prefix}_{(have[-1][0] + 1) if have else 0:05d}.npz")
         for old in self.files()[: -self.keep]:
             old.unlink(missing_ok=True)
         return path
 
 
-def checkpoint_ref(meta: dict) -> dict:
-    """An episode header's `checkpoint`: the file that played it and its digest (and, for a shipped policy, its
-    name: a fork finds it again in an app installed elsewhere)."""
+def checkpoint_ref(meta: dict, agent=None, mixer=None) -> dict:
+    """An episode header's `checkpoint`: the file that played it, its digest, the digest of the weights themselves
+    (found again in a sibling checkpoint when the file moves on) and, for a shipped policy, its name (a fork finds it
+    again in an app installed elsewhere)."""
+    from .learner_host import actor_weights
+
     ref = {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
+    if agent is not None:
+        ref["weights_digest"] = weights_digest(actor_weights(agent, mixer))
     if meta.get("policy"):
         ref["policy"] = meta["policy"]
     return ref
@@ -174,9 +210,10 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
     dims = meta["fingerprint"]
     rng = np.random.default_rng(seed)
     paths = []
+    ref = checkpoint_ref(meta, agent, mixer)
     for i in range(episodes):
         b = runner.run(0.0, rng)
-        hdr = episode_header(cfg, "record", checkpoint=checkpoint_ref(meta), t_env=meta["t_env"], epsilon=0.0,
+        hdr = episode_header(cfg, "record", checkpoint=ref, t_env=meta["t_env"], epsilon=0.0,
                              seed=seed, episode_index=i, algorithm=meta["algorithm"], dims=dims)
         ep = runner.recorder.finish(probe, hdr)
         path = ep.save(out / f"record_s{seed}_{i:05d}.npz")

@@ -197,7 +197,7 @@ class Trainer:
         self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
         self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
         self._recorder = EpisodeRecorder(0)
-        self._next_record = 0
+        self._next_record = None  # the first multiple of record_interval at or after the (resumed) start
         self._first_win = any((self.run_dir / "episodes").glob("*_firstwin.npz"))
         self.t_env = self.episodes = self.rounds = 0
         self.last_test = -10**18
@@ -350,9 +350,9 @@ class Trainer:
         t_before = self.t_env
         self.runner.recorder = self._recorder if self._record_due(t_before) else None
         batch = self.runner.run(eps, self.rng)
-        self.host.submit(batch)  # a learner process starts on it at once
-        if self.runner.recorder is not None:
+        if self.runner.recorder is not None:  # before an inline learner changes the weights that played it
             self._keep_recording(batch, t_before, eps)
+        self.host.submit(batch)  # a learner process starts on it at once
         steps = int(batch.length.sum())
         self.t_env += steps
         self.episodes += batch.size
@@ -394,6 +394,8 @@ class Trainer:
         R = self.cfg.run
         if not hasattr(self.env, "world"):  # matrix games: nothing to replay
             return False
+        if self._next_record is None and R.record_interval > 0:
+            self._next_record = -(-t // R.record_interval) * R.record_interval
         return (R.record_interval > 0 and t >= self._next_record) or (R.record_first_win and not self._first_win)
 
     def _keep_recording(self, batch, t_before: int, eps: float) -> None:
@@ -407,7 +409,7 @@ class Trainer:
         if not (due or first_win):
             return
         hdr = episode_header(self.cfg, "train", checkpoint=None, t_env=t_before, epsilon=eps, seed=self.cfg.run.seed,
-                             episode_index=self.episodes - batch.size, algorithm=self.cfg.algorithm_name,
+                             episode_index=self.episodes, algorithm=self.cfg.algorithm_name,
                              dims=self.fingerprint)
         ep = self._recorder.finish(self.probe, hdr)
         embed_weights(ep, self.agent, self.mixer)

@@ -43,6 +43,7 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
     callbacks.on_start({"mode": "watch", "checkpoint": meta["path"], "config": cfg.to_dict(),
                         "env_info": env.get_env_info(), "algorithm": meta["algorithm"], "t_env": meta["t_env"],
                         "run_dir": meta.get("run_dir", ""), "policy": meta.get("policy")})
+    ref = checkpoint_ref(meta, agent, mixer) if ring is not None else None
     try:
         while max_episodes is None or state["episodes"] < max_episodes:
             if callbacks.should_stop():
@@ -52,11 +53,11 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
             state["episodes"] += 1
             over = runner.overestimation(b)
             if ring is not None:
-                hdr = episode_header(cfg, "watch", checkpoint=checkpoint_ref(meta), t_env=meta["t_env"], epsilon=0.0,
+                hdr = episode_header(cfg, "watch", checkpoint=ref, t_env=meta["t_env"], epsilon=0.0,
                                      seed=seed, episode_index=state["episodes"] - 1, algorithm=meta["algorithm"],
                                      dims=meta["fingerprint"])
                 try:
-                    path = ring.save(runner.recorder.finish(probe, hdr), f"{state['episodes'] - 1:05d}")
+                    path = ring.save(runner.recorder.finish(probe, hdr))
                     callbacks.on_recorded(str(path))
                 except OSError as e:  # a recording is a convenience: watching goes on without it
                     getattr(callbacks, "log", print)(f"could not write an episode file under {record}: {e}")

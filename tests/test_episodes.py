@@ -164,6 +164,17 @@ def test_bad_episode_files_name_the_file(episode_path, tmp_path):
     np.savez(not_ours, x=np.zeros(3))
     with pytest.raises(EpisodeFileError, match="not a qmix-workbench episode file"):
         load_episode(not_ours)
+    lone = tmp_path / "lone.npz"
+    with open(lone, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(EpisodeFileError, match="lone.npz is not a readable episode file"):
+        load_episode(lone)
+    with np.load(episode_path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["q"] = arrays["q"][:-1]
+    np.savez_compressed(tmp_path / "short_q.npz", **arrays)
+    with pytest.raises(EpisodeFileError, match="short_q.npz is inconsistent: q has shape"):
+        load_episode(tmp_path / "short_q.npz")
 
 
 def test_replay_works_without_the_checkpoint_but_fork_says_it_needs_the_weights(episode_path, tiny_run, tmp_path):
@@ -228,11 +239,19 @@ def test_training_records_env0_at_an_interval_with_its_weights(tmp_path):
     ep = load_episode(files[0])
     assert ep.header["source"] == "train" and ep.header["weights"] == "embedded" and ep.header["t_env"] == 0
     assert ep.header["epsilon"] == pytest.approx(1.0)
-    # the embedded weights are the ones that played: a fork needs no checkpoint
+    assert ep.header["episode_index"] == 0
+    # the embedded weights are the ones that played (not the ones the round's update made of them): from the
+    # stored GRU state they give the recorded Qi again, and a fork needs no checkpoint
     cfg2, agent, mixer = episode_policy(ep)
     assert cfg2.algo.mixer == "qmix" and s["t_env"] >= 150
-    r = fork(ep, 0, 0, int(ep.arrays["actions"][0, 0]), episodes=1)
-    assert np.array_equal(r.baseline_episode.arrays["pos"][:2], ep.arrays["pos"][:2])
+    k = ep.length // 2
+    r = fork(ep, k, 0, int(ep.arrays["actions"][k, 0]), episodes=1)
+    np.testing.assert_allclose(r.baseline_episode.arrays["q"][k], ep.arrays["q"][k], atol=1e-5)
+    np.testing.assert_allclose(r.baseline_episode.arrays["qtot"][k], ep.arrays["qtot"][k], atol=1e-5)
+    assert np.array_equal(r.baseline_episode.arrays["pos"][: k + 2], ep.arrays["pos"][: k + 2])
+    # a fork of it keeps the weights, so it can be forked again
+    again = fork(r.fork_episode, k, 1, "greedy", episodes=1)
+    assert again.fork_episode.header["weights"] == "embedded"
 
 
 def test_watch_keeps_a_ring_of_the_last_episodes(tiny_run, tmp_path):
@@ -250,3 +269,9 @@ def test_watch_keeps_a_ring_of_the_last_episodes(tiny_run, tmp_path):
     kept = sorted(p.name for p in tmp_path.glob("*.npz"))
     assert kept == ["watch_s2_00001.npz", "watch_s2_00002.npz"]
     assert load_episode(tmp_path / kept[-1]).header["source"] == "watch"
+    # a fork the user saved beside one is not the ring's; a second session goes on numbering, pruning its oldest
+    shutil.copy(tmp_path / kept[0], tmp_path / "watch_s2_00001_fork_s3_a0_2.npz")
+    watch(tiny_run, CB(), seed=2, max_episodes=1, record=str(tmp_path), keep=2)
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
+        "watch_s2_00001_fork_s3_a0_2.npz", "watch_s2_00002.npz", "watch_s2_00003.npz"]
+    assert os.path.exists(got[-1])
