@@ -317,6 +317,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shipped policy is read by every user of an install
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -35,6 +35,8 @@ def main(argv=None) -> int:
     sp.add_argument("--name", required=True, help="the policy's name, e.g. qmix (lowercase, digits, _ and -)")
     sp.add_argument("--episodes", type=int, default=200, help="greedy episodes for the card's win rate")
     sp.add_argument("--seed", type=int, default=12345, help="the evaluation's seed")
+    sp.add_argument("--trained-with", default=None, metavar="COMMAND",
+                    help="the command that trained the checkpoint (goes on the card before the ship-policy command)")
     sp.add_argument("--out", default=None, help="directory (default: the package's assets/policies/, or "
                                                 "$QMIX_WORKBENCH_POLICIES)")
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
@@ -319,6 +321,8 @@ def _ship_policy(args) -> int:
 
     command = shlex.join(["qmix-workbench", "ship-policy", str(args.checkpoint), "--name", args.name, "--episodes",
                           str(args.episodes), "--seed", str(args.seed)] + (["--out", args.out] if args.out else []))
+    if args.trained_with:
+        command = f"{args.trained_with}\n{command}"
     print(f"evaluating {args.checkpoint} over {args.episodes} greedy episodes ...", file=sys.stderr)
     card = ship_policy(args.checkpoint, args.name, args.episodes, args.seed, out_dir=args.out, command=command,
                        log=lambda m: print(m, file=sys.stderr))
