@@ -13,24 +13,24 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
-def headless(preset, seconds, runs_dir):
+def headless(preset, seconds, runs_dir, overrides=()):
     """`models.train` in a spawned process with no GUI: env steps/s after start-up."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_headless_child, args=(preset, seconds, runs_dir, q))
+    p = ctx.Process(target=_headless_child, args=(preset, seconds, runs_dir, q, list(overrides)))
     p.start()
     res = q.get(timeout=seconds + 300)
     p.join(30)
     return res
 
 
-def _headless_child(preset, seconds, runs_dir, q):
+def _headless_child(preset, seconds, runs_dir, q, overrides=()):
     from models.config import load_config
     from models.train import Trainer
 
-    cfg = load_config(preset, [f'run.runs_dir="{runs_dir}"'])
+    cfg = load_config(preset, [f'run.runs_dir="{runs_dir}"', *overrides])
     tr = Trainer(cfg, log=lambda *a: None)
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -39,7 +39,7 @@ def _headless_child(preset, seconds, runs_dir, q):
     tr.close()
 
 
-def with_gui(preset, seconds, runs_dir):
+def with_gui(preset, seconds, runs_dir, overrides=()):
     from PySide6.QtWidgets import QApplication
 
     from models.config import load_config
@@ -47,6 +47,7 @@ def with_gui(preset, seconds, runs_dir):
 
     app = QApplication.instance() or QApplication([])
     w = MainWindow(runs_dir=runs_dir)
+    w.extra_overrides = list(overrides)
     w.resize(1800, 1120)
     w.show()
     cfg = load_config(preset)
@@ -73,14 +74,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--preset", default="qmix_2c_vs_64zg")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="a config override for both runs")
     a = ap.parse_args()
     runs = "/tmp/qmix-bench-gui-runs"
-    h = headless(a.preset, a.seconds, runs)
-    g = with_gui(a.preset, a.seconds, runs)
+    h = headless(a.preset, a.seconds, runs, a.overrides)
+    g = with_gui(a.preset, a.seconds, runs, a.overrides)
     hs = h["steps"] / h["seconds"]
     gs = g["steps"] / g["seconds"]
     f = g["frame"]
-    print(f"# {os.cpu_count()} cores, preset {a.preset}, {a.seconds:.0f} s each from a fresh start")
+    print(f"# {os.cpu_count()} cores, preset {a.preset} {' '.join(a.overrides)}, {a.seconds:.0f} s each from a "
+          f"fresh start")
     print("| measure | value |")
     print("|---|---:|")
     print(f"| headless training (spawned process, no GUI) | {hs:,.0f} env steps/s |")
