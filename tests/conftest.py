@@ -31,3 +31,16 @@ def episode_path(tiny_run):
     from models.recording import record_episodes
 
     return str(record_episodes(tiny_run, 1, seed=1, log=lambda *a: None)[0])
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The real main window (no start-up policy), shown offscreen; closing it must leave no trainer behind."""
+    from workbench.app import MainWindow
+
+    w = MainWindow(runs_dir=str(tmp_path / "runs"))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+    assert not w.client.alive()

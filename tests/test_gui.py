@@ -17,15 +17,6 @@ TINY = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "run.
 WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before its first step
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(runs_dir=str(tmp_path / "runs"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
-    assert not w.client.alive()
-
 
 def _start(qtbot, w, extra=()):
     w.start_training(TINY + list(extra))

@@ -15,18 +15,9 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
-from workbench.app import MainWindow  # noqa: E402
 from workbench.replay import SPEEDS, STEPS_PER_S_AT_1X, ReplayModel  # noqa: E402
 from workbench.state import WorkbenchState  # noqa: E402
 
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    w = MainWindow(runs_dir=str(tmp_path / "runs"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
 
 
 @pytest.fixture(scope="module")

@@ -62,13 +62,7 @@ def plot_run(run_dir, out_png, width=1500, height=420) -> str:
                                                      (("episode", "return"), "training (mean of 200)", (30, 100, 200), True)])
     panel(2, "overestimation: Qtot - discounted return", "Qtot - G",
           [(("episode", "overestimation"), "training episodes (mean of 200)", (200, 40, 40), True)])
-    win.show()
-    _app.processEvents()
-    exp = pg.exporters.ImageExporter(win.scene())
-    exp.parameters()["width"] = width
-    exp.export(str(out_png))
-    win.close()
-    return str(out_png)
+    return _export_png(win, out_png, width)
 
 
 # distinct on white, one per group (cycled past eight)
@@ -112,8 +106,17 @@ def plot_compare(comparison, out_png, width=1400, height=480) -> str:
             hi = p.plot(x, b.hi[ok], pen=pg.mkPen(colour + (90,), width=1))
             p.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour + (50,))))
             p.plot(x, b.center[ok], pen=pg.mkPen(colour, width=2), name=f"{g.label} ({len(g.runs)} seeds)")
+    return _export_png(win, out_png, width)
+
+
+def _export_png(win, out_png, width: int) -> str:
+    """Lay out the offscreen window once, write it to `out_png` at `width` pixels, and close it."""
+    import pyqtgraph as pg
+    import pyqtgraph.exporters  # noqa: F401
+    from PySide6.QtWidgets import QApplication
+
     win.show()
-    _app.processEvents()
+    QApplication.instance().processEvents()
     exp = pg.exporters.ImageExporter(win.scene())
     exp.parameters()["width"] = width
     exp.export(str(out_png))
