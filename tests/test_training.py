@@ -242,3 +242,12 @@ def test_cli_prints_learned_tables_of_a_matrix_game(tmp_path, capsys):
     assert cli(["tables", str(run)]) == 0
     out = capsys.readouterr().out
     assert "QMIX on matrix_mild" in out and "true payoff" in out and "12.00" in out
+    # several runs (seeds): mean +- sd of the learned tables and the greedy joint actions picked
+    run2 = tmp_path / "r2"
+    assert cli(["train", "--preset", "qmix_matrix_mild", "--set", "run.t_max=640", "--set", "run.seed=1",
+                "--run-dir", str(run2)]) == 0
+    capsys.readouterr()
+    assert cli(["tables", str(run), str(run2)]) == 0
+    out = capsys.readouterr().out
+    assert "### matrix_mild: QMIX (2 seeds)" in out and "±" in out and "greedy joint action" in out
+    assert "| a0=0 |" in out and out.count("x") >= 1

@@ -42,8 +42,9 @@ def main(argv=None) -> int:
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
     pl.add_argument("run_dir")
     pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
-    tb = sub.add_parser("tables", help="print a matrix-game checkpoint's learned Qtot tables beside the true payoffs")
-    tb.add_argument("checkpoint", help="checkpoint file or run directory")
+    tb = sub.add_parser("tables", help="print a matrix-game checkpoint's learned Qtot tables beside the true payoffs; "
+                                       "for a sweep or several runs, their mean +- sd over seeds")
+    tb.add_argument("checkpoint", nargs="+", help="checkpoint file or run directory; or a sweep directory, or several runs")
     sub.add_parser("presets", help="list the shipped presets")
     sub.add_parser("maps", help="list the scenarios and matrix games")
     r = sub.add_parser("render", help="render a battle of a scenario to a PNG")
@@ -369,11 +370,20 @@ def _export(args) -> int:
 
 
 def _tables(args) -> int:
+    from pathlib import Path
+
     from models.evaluate import load_policy
-    from models.tables import format_tables, matrix_game_tables
+    from models.tables import format_tables, format_tables_over_runs, matrix_game_tables, tables_over_runs
     from sims import list_matrix_games
 
-    cfg, agent, mixer, meta = load_policy(args.checkpoint)
+    paths = args.checkpoint
+    first = Path(paths[0])
+    if len(paths) > 1 or (first / "sweep.toml").exists() or (first.is_dir() and not (first / "config.toml").exists()):
+        from models.compare import find_runs
+
+        print(format_tables_over_runs(tables_over_runs(find_runs(paths))))
+        return 0
+    cfg, agent, mixer, meta = load_policy(paths[0])
     if cfg.env.map_name not in list_matrix_games():
         raise ValueError(f"{args.checkpoint} was trained on {cfg.env.map_name}, not a matrix game "
                          f"({', '.join(list_matrix_games())})")
