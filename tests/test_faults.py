@@ -494,3 +494,34 @@ def test_a_failing_restore_leaves_no_learner_process(tmp_path):
 
 def test_run_dir_errors_are_workbench_errors():
     assert issubclass(RunDirError, ValueError) and issubclass(CheckpointWriteError, OSError)
+
+
+def _die_mid_message(msg_q, snap_q):
+    """A trainer killed while its queues' feeders were writing: half a message in each pipe, then SIGKILL."""
+    import struct
+
+    for q in (msg_q, snap_q):
+        os.write(q._writer.fileno(), struct.pack("!i", 100_000) + b"x" * 10)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_the_window_never_blocks_on_half_a_message_from_a_dead_trainer():
+    """A queue read blocks for the rest of a message once begun: the client must not read what a killed trainer
+    left half-written (the window froze when a watch was stopped mid-snapshot)."""
+    import threading
+
+    from workbench.client import TrainerClient
+
+    c = TrainerClient()
+    c.cmd_q, c.msg_q, c.snap_q = c.ctx.Queue(), c.ctx.Queue(), c.ctx.Queue(maxsize=2)
+    c.proc = c.ctx.Process(target=_die_mid_message, args=(c.msg_q, c.snap_q))
+    c.proc.start()
+    c.proc.join(30)
+    assert c.proc.exitcode == -signal.SIGKILL
+    out = []
+    t = threading.Thread(target=lambda: out.append(c.poll()), daemon=True)
+    t.start()
+    t.join(10)
+    assert out, "poll() blocked on a half-written message"
+    msgs, snap, code = out[0]
+    assert msgs == [] and snap is None and code == -signal.SIGKILL

@@ -13,6 +13,7 @@ class TrainerClient:
         self.proc = None
         self.cmd_q = self.msg_q = self.snap_q = None
         self.exit_reported = False
+        self.killed = False  # we had to terminate or kill it: its queues may end in half a message
 
     def start(self, mode: str, payload: dict, snapshot_hz: float = 30.0) -> None:
         if self.alive():
@@ -28,6 +29,7 @@ class TrainerClient:
                                                                   snapshot_hz), name=f"qmix-{mode}")
         self.proc.start()
         self.exit_reported = False
+        self.killed = False
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
@@ -43,14 +45,17 @@ class TrainerClient:
     def poll(self, max_messages: int = 10_000):
         """(messages, latest snapshot or None, exit code if the process has ended unreported)."""
         msgs = []
-        if self.msg_q is not None:
+        if self._msg_q_readable():
             for _ in range(max_messages):
                 try:
                     msgs.append(self.msg_q.get_nowait())
                 except (queue.Empty, OSError, ValueError):
                     break
         snap = None
-        if self.snap_q is not None:
+        # A queue read blocks for the rest of a message once it has begun; a process that is gone may have left
+        # half a message (a snapshot cut off at exit, anything cut off by a kill), so such a queue is never read:
+        # snapshots only while the process lives, messages after its end only when it exited by itself.
+        if self.snap_q is not None and self.proc is not None and self.proc.is_alive():
             while True:
                 try:
                     snap = self.snap_q.get_nowait()
@@ -59,8 +64,8 @@ class TrainerClient:
         code = None
         if self.proc is not None and not self.proc.is_alive() and not self.exit_reported:
             self.proc.join(0.1)
-            # drain what the process flushed before exiting
-            if self.msg_q is not None:
+            # drain what the process flushed before exiting (it joins its message queue's feeder first)
+            if self._msg_q_readable():
                 while True:
                     try:
                         msgs.append(self.msg_q.get(timeout=0.05))
@@ -70,6 +75,15 @@ class TrainerClient:
             self.exit_reported = True
         return msgs, snap, code
 
+    def _msg_q_readable(self) -> bool:
+        """Messages are complete while the process lives, and after it exited by itself (it flushes its queue
+        first); not after a kill, ours or a signal's."""
+        if self.msg_q is None or self.proc is None:
+            return False
+        if self.proc.is_alive():
+            return True
+        return not self.killed and (self.proc.exitcode or 0) >= 0
+
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the trainer to stop (it saves a checkpoint), then make sure the process is gone."""
         if self.proc is None:
@@ -78,6 +92,7 @@ class TrainerClient:
             self.cmd_q.put(("stop",))
             self.proc.join(timeout)
         if self.proc.is_alive():
+            self.killed = True
             self.proc.terminate()
             self.proc.join(2.0)
         if self.proc.is_alive():
@@ -86,5 +101,6 @@ class TrainerClient:
 
     def kill(self) -> None:
         if self.alive():
+            self.killed = True
             self.proc.kill()
             self.proc.join(2.0)

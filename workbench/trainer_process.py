@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import threading
 import time
 import traceback
 
@@ -236,5 +237,12 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
             msg_q.cancel_join_thread()  # the window is gone: nobody will read the rest
         else:
             msg_q.join_thread()
-        snap_q.cancel_join_thread()  # snapshots are disposable; never block exit on them
+        # snapshots are disposable, but half of one would block the window's next read: let the feeder finish the
+        # one it is writing while the window still reads (bounded: a window that stopped reading must not hold us)
+        snap_q.close()
+        flush = threading.Thread(target=snap_q.join_thread, daemon=True)
+        flush.start()
+        flush.join(2.0)
+        if flush.is_alive():
+            snap_q.cancel_join_thread()
     sys.exit(code)
