@@ -333,10 +333,6 @@ class EpisodeRecorder:
             self.final_avail = np.asarray(env._avail[self.env_index], dtype=bool) if hasattr(env, "_avail") else av
             self.active = False
 
-    @property
-    def done(self) -> bool:
-        return not self.active and bool(self.steps["actions"]) if hasattr(self, "steps") else False
-
     def finish(self, probe, header: dict) -> Episode:
         """The episode as an `Episode` (from the recorder's start step on); `probe` computes Qtot, greedy Qtot,
         credit, the mixer's weights and RES's target for all steps in one batch."""
