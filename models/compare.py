@@ -20,7 +20,11 @@ import numpy as np
 from .errors import WorkbenchError
 
 STATS = ("median", "mean")
-METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
+EVAL_METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
+# per-episode columns (training episodes): a curve point is the mean over a window of episodes
+EPISODE_METRICS = ("overestimation", "return", "won")
+METRICS = EVAL_METRICS + EPISODE_METRICS
+EPISODE_WINDOW = 100  # training episodes per curve point of an episode metric
 THRESHOLDS = (0.5, 0.8)  # greedy win rates whose first crossing is timed
 # run bookkeeping: where and under what name a run was written, how often it saved or recorded, how long it
 # was allowed to go. Two runs that differ only here are seeds of one configuration.
@@ -49,6 +53,8 @@ class RunCurve:
     final: float  # the metric at the end: final_eval.json's (win rate, return), else the last eval row's
     final_episodes: int | None  # episodes behind `final` when it is final_eval.json's
     steps_per_s: float  # env steps over training wall time
+    # the evaluations' (env steps, wall s, win rate) when the curve is of training episodes, for the threshold times
+    evals: np.ndarray | None = None
 
     def at(self, t: float, x: str = "t_env") -> float:
         """The metric at env steps (or wall seconds) `t`, linearly interpolated; nan outside the run."""
@@ -59,8 +65,9 @@ class RunCurve:
 
     def first_reaching(self, threshold: float) -> tuple[float, int] | None:
         """(wall s, env steps) of the first evaluation with win rate >= threshold; None when none."""
-        hit = np.nonzero(self.win_rate >= threshold)[0]
-        return None if not len(hit) else (float(self.wall_s[hit[0]]), int(self.t_env[hit[0]]))
+        t, wall, win = (self.t_env, self.wall_s, self.win_rate) if self.evals is None else self.evals.T
+        hit = np.nonzero(win >= threshold)[0]
+        return None if not len(hit) else (float(wall[hit[0]]), int(t[hit[0]]))
 
 
 @dataclass
@@ -152,6 +159,7 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     except tomllib.TOMLDecodeError as e:
         raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
     evals: dict[int, tuple[float, float, float]] = {}
+    episodes: list[tuple[float, float, float]] = []  # (t_env, wall s, value) of an episode metric
     t_last, wall_max = 0, 0.0
     with open(d / "metrics.csv", newline="") as f:
         reader = csv.DictReader(f)
@@ -168,11 +176,26 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
             t_last = max(t_last, t)
             if wall == wall:
                 wall_max = max(wall_max, wall)
-            if row.get("kind") == "eval" and row.get(metric):
-                win = float(row["test_win_rate"]) if row.get("test_win_rate") else math.nan
-                evals[t] = (wall, float(row[metric]), win)  # the end of training repeats a step: last wins
-    ts = np.array(sorted(evals), dtype=float)
-    cols = np.array([evals[int(t)] for t in ts], dtype=float).reshape(-1, 3)
+            if row.get("kind") == "eval" and row.get("test_win_rate"):
+                value = float(row[metric]) if row.get(metric) else math.nan
+                evals[t] = (wall, value, float(row["test_win_rate"]))  # the end of training repeats a step: last wins
+            elif row.get("kind") == "episode" and metric in EPISODE_METRICS and row.get(metric):
+                episodes.append((t, wall, float(row[metric])))
+    steps_per_s = t_last / wall_max if wall_max > 0 else math.nan
+    seed = int(config.get("run.seed", 0))
+    if metric in EPISODE_METRICS:  # windows of training episodes; the evaluations still time the thresholds
+        ts = np.array(sorted(evals), dtype=float)
+        cols = np.array([evals[int(t)] for t in ts], dtype=float).reshape(-1, 3)
+        ep = np.array(episodes, dtype=float).reshape(-1, 3)
+        wins = (ep[i:i + EPISODE_WINDOW] for i in range(0, len(ep), EPISODE_WINDOW))
+        pts = np.array([[w[-1, 0], w[-1, 1], w[:, 2].mean()] for w in wins], dtype=float).reshape(-1, 3)
+        return RunCurve(run_dir=d, seed=seed, config=config, t_env=pts[:, 0], wall_s=pts[:, 1], value=pts[:, 2],
+                        win_rate=np.full(len(pts), math.nan), final=float(pts[-1, 2]) if len(pts) else math.nan,
+                        final_episodes=None, steps_per_s=steps_per_s,
+                        evals=np.column_stack([ts, cols[:, 0], cols[:, 2]]))
+    keep = [t for t in sorted(evals) if not math.isnan(evals[t][1])]  # eval rows that have the metric
+    ts = np.array(keep, dtype=float)
+    cols = np.array([evals[t] for t in keep], dtype=float).reshape(-1, 3)
     final, final_episodes = (float(cols[-1, 1]) if len(cols) else math.nan), None
     fe = d / "final_eval.json"
     if fe.is_file() and metric in FINAL_EVAL_FIELDS:
@@ -181,9 +204,8 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
             final, final_episodes = float(doc[FINAL_EVAL_FIELDS[metric]]), int(doc["episodes"])
         except (ValueError, KeyError, TypeError):
             pass  # a damaged file: the last eval row stands in
-    return RunCurve(run_dir=d, seed=int(config.get("run.seed", 0)), config=config, t_env=ts, wall_s=cols[:, 0],
-                    value=cols[:, 1], win_rate=cols[:, 2], final=final, final_episodes=final_episodes,
-                    steps_per_s=t_last / wall_max if wall_max > 0 else math.nan)
+    return RunCurve(run_dir=d, seed=seed, config=config, t_env=ts, wall_s=cols[:, 0], value=cols[:, 1],
+                    win_rate=cols[:, 2], final=final, final_episodes=final_episodes, steps_per_s=steps_per_s)
 
 
 # ---- statistics -----------------------------------------------------------------------------------------
@@ -323,7 +345,7 @@ def _fmt_first(runs: list[RunCurve], thr: float) -> str:
 
 def format_table(c: Comparison) -> str:
     """A markdown table: one row per group (see `compare_runs`)."""
-    rate = c.metric == "test_win_rate"
+    rate = c.metric in ("test_win_rate", "won")
     what = "win rate" if rate else c.metric
     band = "[IQR]" if c.stat == "median" else "[95% CI]"
     head = (["group", "seeds"] + [f"{what} @ {fmt_steps(t)}" for t in c.at]
@@ -345,6 +367,9 @@ def format_table(c: Comparison) -> str:
             + (f" ({', '.join(map(str, episodes))} episodes, final_eval.json)" if episodes else "")
             + (", else its last eval row" if any(r.final_episodes is None for g in c.groups for r in g.runs)
                else ""))
+    if c.metric in EPISODE_METRICS:
+        note = (f"{what}: training episodes, each curve point the mean of {EPISODE_WINDOW} episodes; final {what}: "
+                f"each run's last {EPISODE_WINDOW}")
     lines += ["", note]
     lines += [f"left out: {s}" for s in c.skipped]
     return "\n".join(lines)

@@ -259,3 +259,23 @@ def test_compare_statistics_on_hand_made_runs(tmp_path):
     c, lo, hi = summarise(np.array([[0.5], [1.0], [1.0]]), "mean")
     assert lo[0] <= c[0] <= hi[0] and 0.5 <= lo[0] and hi[0] <= 1.0
     assert np.isclose(c[0], 2.5 / 3)
+
+
+def test_compare_an_episode_metric_over_seeds(base_sweep):
+    """Overestimation (Qtot - discounted return of training episodes) with bands: windows of training episodes,
+    while the evaluations still time the thresholds."""
+    from models.compare import EPISODE_WINDOW, read_run
+
+    d, _ = base_sweep
+    c = compare_runs([d], metric="overestimation", at=[300])
+    assert [g.label for g in c.groups] == ["QMIX", "VDN"]
+    for g in c.groups:
+        assert np.isfinite(g.by_steps.center).any() and np.isfinite(g.by_wall.lo).any()
+    run = read_run(d / NAMES[0], "overestimation")
+    import csv
+
+    with open(d / NAMES[0] / "metrics.csv") as f:
+        over = [float(r["overestimation"]) for r in csv.DictReader(f) if r["kind"] == "episode"]
+    assert run.value[0] == pytest.approx(np.mean(over[:EPISODE_WINDOW]))
+    assert run.final == pytest.approx(np.mean(over[(len(over) - 1) // EPISODE_WINDOW * EPISODE_WINDOW:]))
+    assert f"each curve point the mean of {EPISODE_WINDOW} episodes" in c.table()
