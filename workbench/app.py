@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
 from .client import TrainerClient  # noqa: E402
 from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, JointPanel, MixerPanel, QtotPanel,  # noqa: E402
                      QValuesPanel, TimelinePanel)
+from .panels.controls import NO_POLICY_MESSAGE  # noqa: E402
 from .panels.fork import ForkDialog, ForkPanel  # noqa: E402
 from .replay import ReplayModel  # noqa: E402
 from .state import WorkbenchState  # noqa: E402
@@ -37,7 +38,6 @@ FORK_SEED = 0
 # 23 ms with torch's default 2 threads and 0.2 ms with 1
 GUI_TORCH_THREADS = 1
 DEFAULT_POLICY = "qmix"  # what the app plays when it opens (`run_app`); the first shipped policy if that one is not
-NO_POLICY_MESSAGE = "no shipped policy found; press Start to train one"
 
 
 def build_config(map_name: str, algorithm: str, overrides: list[str]):

@@ -9,6 +9,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
 
 from ..state import ALGORITHMS, action_names
 
+NO_POLICY_MESSAGE = "no shipped policy found; press Start to train one"
+
 
 def _spin(lo, hi, value, step=1):
     w = QSpinBox()
@@ -50,7 +52,7 @@ class ControlsPanel(QWidget):
         self.policy = QComboBox()
         self.policy.setToolTip("Shipped trained policies (with their cards' greedy win rates): picking one stops the "
                                "current watch and watches it")
-        self.policy_note = QLabel("no shipped policy found; press Start to train one")
+        self.policy_note = QLabel(NO_POLICY_MESSAGE)
         self.policy_note.setWordWrap(True)
         pl.addWidget(self.policy)
         pl.addWidget(self.policy_note)
