@@ -298,9 +298,11 @@ def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | Non
     short = _short_keys(list(grid))
     names: dict[str, Trial] = {}
     combos = list(itertools.product(*grid.values())) if grid else [()]
-    for preset in resolved:
-        for combo in combos:
-            for seed in seeds:
+    # seeds outermost: a sweep cut short (or still running) has every configuration at its first seeds,
+    # so the comparison it can already draw is across configurations rather than one of them alone
+    for seed in seeds:
+        for preset in resolved:
+            for combo in combos:
                 values = dict(zip(grid, combo))
                 t = Trial(trial_name(preset, values, seed, short), preset, seed, values)
                 if t.name in names:

@@ -20,7 +20,8 @@ from workbench.cli import main
 
 TINY = ["--set", "run.t_max=600", "--set", "run.test_interval=128"]
 BASE = ["sweep", "--preset", "qmix_twostep,vdn_twostep", "--seeds", "0,1", *TINY, "--final-episodes", "50"]
-NAMES = ["qmix_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s0", "vdn_twostep_s1"]
+# seeds outermost: every configuration gets its first seed before any gets its second
+NAMES = ["qmix_twostep_s0", "vdn_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s1"]
 
 
 def _run(argv) -> tuple[int, str, str]:
