@@ -44,6 +44,11 @@ def _rewrite(src, dst, edit_header=None, drop=()):
 
 
 # ---- the Qt-free model ------------------------------------------------------------------------------------------
+def _points(curve) -> int:
+    x = curve.getData()[0]  # pyqtgraph gives None for a curve emptied
+    return 0 if x is None else len(x)
+
+
 def test_replay_model_without_a_window(episode):
     rp = ReplayModel(episode)
     T = rp.length
@@ -108,6 +113,11 @@ def test_open_scrub_step_and_jump_to_the_death_step(qtbot, window, episode, epis
         assert np.allclose(w.qvalues.heights(i), episode.arrays["q"][k][i])
     assert np.allclose(w.joint.table, episode.joint_table(k))
     assert w.qtot.cursor.isVisible() and w.qtot.cursor.value() == k
+    # the replayed episode's Qtot is drawn once, and the return beside it is called this episode's
+    legend = [lab.text for _, lab in w.qtot.getPlotItem().legend.items]
+    assert not any("last" in t for t in legend), legend
+    assert "discounted return earned, this episode" in legend
+    assert _points(w.qtot.cur) == T and _points(w.qtot.last_q) == 0
     assert np.allclose(w.mixer.w1, episode.arrays["w1"][k])
     assert w.arena.frames_drawn > 0 and f"step {k}/{T}" in w.status.text()
     w.timeline.back.click()
@@ -280,3 +290,27 @@ def test_export_calls_the_exporter_with_the_episode_file(window, episode_path, t
     assert "exported 24 frames" in w.log_view.toPlainText()
     assert w.export_to(str(tmp_path / "fail.gif")) is None and "export failed" in w.status.text()
     assert w.state.mode == "replay"
+
+
+def test_qtot_panel_legend_follows_the_mode(qtbot):
+    from workbench.panels.qtot import QtotPanel
+
+    panel = QtotPanel()
+    qtbot.addWidget(panel)
+    ep = {"qtot": [1.0, 2.0, 3.0], "return_to_go": [0.5, 1.0, 1.5]}
+    live = {"trace": {"qtot": [1.0], "greedy": [1.5], "res": []}, "last_episode": ep}
+    replay = {"trace": {"qtot": ep["qtot"], "greedy": [1.5] * 3, "res": []}, "last_episode": ep,
+              "replay": True, "cursor": 1}
+
+    def legend():
+        return [lab.text for _, lab in panel.getPlotItem().legend.items]
+
+    panel.show_trace(live)
+    assert "Qtot, last finished episode" in legend() and _points(panel.last_q) == 3
+    panel.show_trace(replay)
+    assert "Qtot, last finished episode" not in legend() and _points(panel.last_q) == 0
+    assert legend()[-1] == "discounted return earned, this episode"
+    assert panel.label.toPlainText().startswith("this episode: mean Qtot - return = +1.00")
+    panel.show_trace(live)  # back to live: the legend is as it was, in its order
+    assert legend()[-2:] == ["Qtot, last finished episode", "discounted return earned, last episode"]
+    assert _points(panel.last_q) == 3

@@ -674,7 +674,7 @@ class MainWindow(QMainWindow):
             return
         last = "" if snap.get("executed") is None else "  u=(" + ",".join(str(a) for a in snap["executed"]) + ")"
         if snap.get("replay") and st.replay is not None:  # the renderer adds "step k"; the markers are on the timeline
-            title = f"{st.algorithm} replay {snap['cursor']}/{st.replay.length}  r {snap['reward']:+.2f}{last}"
+            title = f"{st.algorithm} replay of {st.replay.length} steps  r {snap['reward']:+.2f}{last}"
         else:
             title = (f"{st.algorithm} {st.mode}{' (paused)' if st.paused else ''}  ep {snap['episode']}  "
                      f"r {snap['reward']:+.2f}{last}")

@@ -29,8 +29,26 @@ class QtotPanel(pg.PlotWidget):
         self.cursor.setVisible(False)
         p.addItem(self.cursor, ignoreBounds=True)
         self.gap = None
+        self.replay = False
+
+    def _set_replay(self, replay: bool) -> None:
+        """In Replay mode the episode shown is the finished one: its Qtot is drawn once (blue), and the return
+        beside it is this episode's, so the orange "last finished episode" line and its legend entry go."""
+        self.replay = replay
+        legend = self.getPlotItem().legend
+        if replay:
+            legend.removeItem(self.last_q)
+            self.last_q.setData([], [])
+        else:
+            legend.removeItem(self.last_g)  # re-added after last_q, to keep the legend's order
+            legend.addItem(self.last_q, "Qtot, last finished episode")
+            legend.addItem(self.last_g, "")
+        who = "this episode" if replay else "last episode"
+        legend.getLabel(self.last_g).setText(f"discounted return earned, {who}")
 
     def show_trace(self, snap: dict) -> None:
+        if bool(snap.get("replay")) != self.replay:
+            self._set_replay(bool(snap.get("replay")))
         k = snap.get("cursor")
         if k is not None:
             self.cursor.setValue(k)
@@ -55,11 +73,12 @@ class QtotPanel(pg.PlotWidget):
             lq = np.asarray(last["qtot"], dtype=float)
             lg = np.asarray(last["return_to_go"], dtype=float)
             L = min(len(lq), len(lg))
-            self.last_q.setData(np.arange(L), lq[:L])
+            if not self.replay:
+                self.last_q.setData(np.arange(L), lq[:L])
             self.last_g.setData(np.arange(L), lg[:L])
             self.gap = float(np.mean(lq[:L] - lg[:L])) if L else None
             if self.gap is not None:
-                who = "this episode" if snap.get("replay") else "last episode"
+                who = "this episode" if self.replay else "last episode"
                 self.label.setText(f"{who}: mean Qtot - return = {self.gap:+.2f}")
                 vb = self.getPlotItem().vb
                 (x0, _), (_, y1) = vb.viewRange()
