@@ -9,8 +9,10 @@ be a view over the same object.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +152,74 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
     return out
 
 
+@dataclass
+class _Scan:
+    """What `read_run` takes from one metrics.csv for one metric, and the byte where it stopped: the end of the
+    last whole row. A run still training only appends, so the next read parses only the rows added since
+    (the Compare window follows a sweep under way by reading every few seconds)."""
+    ino: int
+    fields: list[str]
+    offset: int
+    evals: dict = field(default_factory=dict)  # t_env -> (wall s, metric, win rate); a repeated step: last wins
+    episodes: list = field(default_factory=list)  # (t_env, wall s, value) of an episode metric
+    t_last: int = 0
+    wall_max: float = 0.0
+
+
+_SCANS: dict[tuple[str, str], _Scan] = {}
+_SCANS_MAX = 1024  # (file, metric) pairs remembered; past that the memory starts again
+
+
+def _scan(path: Path, metric: str) -> _Scan:
+    """The scan of `path` for `metric`, brought up to the file's last whole row. A file replaced (a resume's
+    repair writes a new one) or shorter than what was read is read again from its start."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise CompareError(f"{path.parent}: no metrics.csv; expected a run directory") from None
+    with f:
+        ino = os.fstat(f.fileno()).st_ino
+        key = (str(path.resolve()), metric)
+        sc = _SCANS.get(key)
+        if sc is None or sc.ino != ino or os.fstat(f.fileno()).st_size < sc.offset:
+            header = f.readline()
+            fields = next(csv.reader([header.decode("utf-8", "replace")]), [])
+            if metric not in fields:
+                cols = [c for c in fields if c.startswith("test_")]
+                raise CompareError(f"--metric {metric!r}: not a column of {path}; evaluation columns: "
+                                   f"{', '.join(cols)}")
+            sc = _Scan(ino=ino, fields=fields, offset=len(header) if header.endswith(b"\n") else 0)
+            if len(_SCANS) >= _SCANS_MAX:
+                _SCANS.clear()
+            _SCANS[key] = sc
+            if not sc.offset:  # not even a whole header yet
+                return sc
+        f.seek(sc.offset)
+        raw = f.read()
+    cut = raw.rfind(b"\n") + 1  # a row being written (or torn by a crash) waits for its end
+    sc.offset += cut
+    episode_metric = metric in EPISODE_METRICS
+    for row in csv.DictReader(io.StringIO(raw[:cut].decode("utf-8", "replace"), newline=""), fieldnames=sc.fields):
+        try:
+            t = int(float(row["t_env"]))
+            wall = float(row["wall_s"]) if row.get("wall_s") else math.nan
+        except (TypeError, ValueError):
+            continue  # an unreadable row; the resume repairs it
+        sc.t_last = max(sc.t_last, t)
+        if wall == wall:
+            sc.wall_max = max(sc.wall_max, wall)
+        kind = row.get("kind")
+        try:
+            if kind == "eval" and row.get("test_win_rate"):
+                value = float(row[metric]) if row.get(metric) else math.nan
+                sc.evals[t] = (wall, value, float(row["test_win_rate"]))
+            elif kind == "episode" and episode_metric and row.get(metric):
+                sc.episodes.append((t, wall, float(row[metric])))
+        except ValueError:
+            continue
+    return sc
+
+
 def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     d = Path(run_dir)
     try:
@@ -158,29 +228,8 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         raise CompareError(f"{d}: no config.toml; expected a run directory") from None
     except tomllib.TOMLDecodeError as e:
         raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
-    evals: dict[int, tuple[float, float, float]] = {}
-    episodes: list[tuple[float, float, float]] = []  # (t_env, wall s, value) of an episode metric
-    t_last, wall_max = 0, 0.0
-    with open(d / "metrics.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        if metric not in (reader.fieldnames or []):
-            cols = [c for c in (reader.fieldnames or []) if c.startswith("test_")]
-            raise CompareError(f"--metric {metric!r}: not a column of {d / 'metrics.csv'}; evaluation columns: "
-                               f"{', '.join(cols)}")
-        for row in reader:
-            try:
-                t = int(float(row["t_env"]))
-                wall = float(row["wall_s"]) if row.get("wall_s") else math.nan
-            except (TypeError, ValueError):
-                continue  # a torn row (a crash mid-write); the resume repairs it
-            t_last = max(t_last, t)
-            if wall == wall:
-                wall_max = max(wall_max, wall)
-            if row.get("kind") == "eval" and row.get("test_win_rate"):
-                value = float(row[metric]) if row.get(metric) else math.nan
-                evals[t] = (wall, value, float(row["test_win_rate"]))  # the end of training repeats a step: last wins
-            elif row.get("kind") == "episode" and metric in EPISODE_METRICS and row.get(metric):
-                episodes.append((t, wall, float(row[metric])))
+    sc = _scan(d / "metrics.csv", metric)
+    evals, episodes, t_last, wall_max = sc.evals, sc.episodes, sc.t_last, sc.wall_max
     steps_per_s = t_last / wall_max if wall_max > 0 else math.nan
     seed = int(config.get("run.seed", 0))
     if metric in EPISODE_METRICS:  # windows of training episodes; the evaluations still time the thresholds

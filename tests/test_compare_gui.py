@@ -188,3 +188,36 @@ def test_file_menu_opens_compare(qtbot, sweep_dir, tmp_path, monkeypatch):
         assert w.compare_window is cw
     finally:
         w.close()
+
+
+def test_follows_runs_that_are_still_training(qtbot, sweep_dir, tmp_path):
+    """A directory of runs where a run starts and another writes more rows after the window opened: the
+    window reads them again (and only then), as it does every few seconds while "follow" is on."""
+    import shutil
+
+    runs = tmp_path / "runs"
+    for name in ("qmix_twostep_s0", "vdn_twostep_s0", "vdn_twostep_s1"):
+        shutil.copytree(sweep_dir / name, runs / name)
+    full = (runs / "vdn_twostep_s1" / "metrics.csv").read_text().splitlines(keepends=True)
+    (runs / "vdn_twostep_s1" / "final_eval.json").unlink(missing_ok=True)
+    (runs / "vdn_twostep_s1" / "metrics.csv").write_text("".join(full[: len(full) // 2]))  # mid-training
+    w = _window(qtbot, [runs])
+    assert w.follow.isChecked() and w.follow_timer.isActive()
+    assert _legend(w) == ["QMIX (1 seed)", "VDN (2 seeds)"]
+    def last_eval(name):
+        return next(r for g in w.comparison.groups for r in g.runs if r.run_dir.name == name).t_env[-1]
+
+    t_before = last_eval("vdn_twostep_s1")
+    assert not w.reload_if_changed()  # nothing changed: nothing read
+    shutil.copytree(sweep_dir / "qmix_twostep_s1", runs / "qmix_twostep_s1")  # a run starts
+    (runs / "vdn_twostep_s1" / "metrics.csv").write_text("".join(full))  # another one goes on
+    items = [i.fill for i in w.groups]
+    assert w.reload_if_changed()
+    assert _legend(w) == ["QMIX (2 seeds)", "VDN (2 seeds)"] and [i.fill for i in w.groups] == items
+    assert last_eval("vdn_twostep_s1") > t_before
+    assert "4 runs from" in w.sources.text()
+    _shows(w)
+    w.metric_choice.setCurrentText("test_return")  # an option read after the change is over the new rows too
+    assert sum(len(g.runs) for g in w.comparison.groups) == 4
+    w.follow.setChecked(False)
+    assert not w.follow_timer.isActive()

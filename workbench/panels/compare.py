@@ -1,6 +1,9 @@
 """Compare runs…: the window that overlays groups of runs (a sweep, directories of runs, single runs) with their
 bands, and their table below.
 
+Runs still training (a sweep under way) are followed: every few seconds the window looks at the runs' files
+and, when one changed or a new run started, reads the comparison again.
+
 It is a view over `models.compare.compare_runs`: the grouping, the statistics and the table's text are that
 function's; this module owns only the choice of sources and options, and the plot items, which it keeps per
 group and updates in place (`setData`) when an option changes.
@@ -11,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
-from models.compare import METRICS, CompareError, Comparison, compare_runs
+from models.compare import METRICS, CompareError, Comparison, compare_runs, find_runs
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
 
@@ -27,6 +30,25 @@ STAT_CHOICES = [("median and IQR", "median"), ("mean and 95% bootstrap CI", "mea
 AXIS_CHOICES = [("env steps", "by_steps", "env steps", "steps"),
                 ("wall-clock", "by_wall", "training wall time", "s")]
 ERROR_STYLE = "color: #e05050;"
+FOLLOW_MS = 10_000  # how often running runs are looked at: an evaluation comes every 20k env steps (~10 s)
+
+
+def fingerprint(paths: list[Path]) -> tuple:
+    """What changes when a run under `paths` writes a row, ends, or starts: its files' sizes and times
+    (a few stat calls, so it can be asked often; reading the CSVs is what a change then costs)."""
+    out = []
+    try:
+        runs = find_runs(paths)
+    except (CompareError, OSError):
+        return ()
+    for r in runs:
+        for name in ("metrics.csv", "final_eval.json"):
+            try:
+                st = (r / name).stat()
+                out.append((str(r), name, st.st_size, st.st_mtime_ns))
+            except OSError:
+                pass
+    return tuple(out)
 
 
 def group_colour(i: int) -> tuple:
@@ -85,6 +107,7 @@ class CompareWindow(QMainWindow):
         self._cache: dict[tuple[str, str], Comparison] = {}  # (metric, stat) -> over self.paths
         self.groups: list[GroupItems] = []
         self._labels: list[str] = []
+        self._seen: tuple = ()  # fingerprint() of the runs behind self._cache
 
         central = QWidget()
         lay = QVBoxLayout(central)
@@ -106,7 +129,11 @@ class CompareWindow(QMainWindow):
         self.copy_button = QPushButton("Copy table")
         self.copy_button.setToolTip("the table as markdown")
         self.copy_button.clicked.connect(self.copy_table)
-        for w in (self.add_button, self.clear_button):
+        self.follow = QCheckBox("follow running runs")
+        self.follow.setToolTip(f"look at the runs every {FOLLOW_MS // 1000} s and redraw when one has new "
+                               "evaluations or a new run has started (a sweep under way)")
+        self.follow.setChecked(True)
+        for w in (self.add_button, self.clear_button, self.follow):
             bar.addWidget(w)
         bar.addSpacing(16)
         for label, w in (("metric", self.metric_choice), ("statistic", self.stat_choice),
@@ -157,6 +184,11 @@ class CompareWindow(QMainWindow):
         self.metric_choice.currentIndexChanged.connect(self.refresh)
         self.stat_choice.currentIndexChanged.connect(self.refresh)
         self.axis_choice.currentIndexChanged.connect(self.show_comparison)
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self.reload_if_changed)
+        self.follow.toggled.connect(self._follow_toggled)
+        self._follow_toggled(self.follow.isChecked())
         if paths:
             self.add_paths(paths)
 
@@ -180,17 +212,36 @@ class CompareWindow(QMainWindow):
             self._error(str(e))
             return False
         self.paths += new
+        self._seen = fingerprint(self.paths)
         self._cache = {(c.metric, c.stat): c}
-        self.sources.setText(f"{sum(len(g.runs) for g in c.groups)} runs from: "
-                             + "; ".join(str(p) for p in self.paths))
         self.setWindowTitle("Compare runs \u2014 " + ", ".join(p.name for p in self.paths))
         self._error(None)
         self.comparison = c
         self.show_comparison()
         return True
 
+    def _follow_toggled(self, on: bool) -> None:
+        if on:
+            self.follow_timer.start()
+            self.reload_if_changed()
+        else:
+            self.follow_timer.stop()
+
+    def reload_if_changed(self) -> bool:
+        """Read the runs again when their files changed since they were read (True then); the options' cached
+        comparisons are dropped, since each is over the old rows."""
+        if not self.paths:
+            return False
+        now = fingerprint(self.paths)
+        if now == self._seen:
+            return False
+        self._seen = now
+        self._cache = {}
+        self.refresh()
+        return True
+
     def clear(self) -> None:
-        self.paths, self._cache, self.comparison = [], {}, None
+        self.paths, self._cache, self.comparison, self._seen = [], {}, None, ()
         self._rebuild([])
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
@@ -225,6 +276,8 @@ class CompareWindow(QMainWindow):
         if c is None:
             return
         names = [f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})" for g in c.groups]
+        self.sources.setText(f"{sum(len(g.runs) for g in c.groups)} runs from: "
+                             + "; ".join(str(p) for p in self.paths))
         labels = [g.label for g in c.groups]
         if labels != self._labels:
             self._rebuild(names)
