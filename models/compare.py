@@ -94,6 +94,12 @@ class Group:
     def seeds(self) -> list[int]:
         return [r.seed for r in self.runs]
 
+    @property
+    def legend(self) -> str:
+        """The label with how many seeds are behind the band (a plot's legend)."""
+        n = len(self.runs)
+        return f"{self.label} ({n} seed{'' if n == 1 else 's'})"
+
 
 @dataclass
 class Comparison:

@@ -105,7 +105,7 @@ def plot_compare(comparison, out_png, width=1400, height=480) -> str:
             lo = p.plot(x, b.lo[ok], pen=pg.mkPen(colour + (90,), width=1))
             hi = p.plot(x, b.hi[ok], pen=pg.mkPen(colour + (90,), width=1))
             p.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour + (50,))))
-            p.plot(x, b.center[ok], pen=pg.mkPen(colour, width=2), name=f"{g.label} ({len(g.runs)} seeds)")
+            p.plot(x, b.center[ok], pen=pg.mkPen(colour, width=2), name=g.legend)
     return _export_png(win, out_png, width)
 
 

@@ -275,7 +275,7 @@ class CompareWindow(QMainWindow):
         c = self.comparison
         if c is None:
             return
-        names = [f"{g.label} ({len(g.runs)} seed{'s' if len(g.runs) != 1 else ''})" for g in c.groups]
+        names = [g.legend for g in c.groups]
         self.sources.setText(f"{sum(len(g.runs) for g in c.groups)} runs from: "
                              + "; ".join(str(p) for p in self.paths))
         labels = [g.label for g in c.groups]
