@@ -37,8 +37,10 @@ def add_parsers(sub) -> dict:
                         "0 skips)")
     c = sub.add_parser("compare", help="compare runs across seeds: a markdown table, and curves with bands to a PNG")
     c.add_argument("paths", nargs="+", metavar="SWEEP_DIR|RUN_DIR", help="sweep directories and/or run directories")
-    c.add_argument("--metric", default="test_win_rate", help="evaluation column of metrics.csv "
-                                                             "(default test_win_rate; e.g. test_return)")
+    c.add_argument("--metric", default="test_win_rate",
+                   help="an evaluation column of metrics.csv (test_win_rate, the default; test_return) or a "
+                        "training-episode one, as means over 100 episodes (overestimation: Qtot - discounted return; "
+                        "return; won)")
     c.add_argument("--stat", choices=["median", "mean"], default="median",
                    help="median and interquartile range (default, as SMAC reports) or mean and 95%% bootstrap "
                         "interval")
