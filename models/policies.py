@@ -90,10 +90,20 @@ class Card:
         return {tuple(k.split("/", 1)): (np.asarray(xy[0], float), np.asarray(xy[1], float))
                 for k, xy in self.curves.items()}
 
+    @property
+    def score(self) -> str:
+        """How well it plays, in the map's terms: a battle's greedy win rate; a matrix game's greedy return
+        (a matrix game is not won or lost)."""
+        from sims import list_matrix_games
+
+        if self.map in list_matrix_games():
+            return f"return {self.mean_return:.2f}"
+        return f"{self.win_rate:.0%} wins"
+
     def summary(self) -> str:
         """One line: what a person choosing between policies wants to know."""
         return (f"{self.name}: {self.algorithm} on {self.map}, {self.t_env:,} env steps of training, "
-                f"{self.win_rate:.0%} greedy wins over {self.eval_episodes} episodes")
+                f"{self.score} (greedy, over {self.eval_episodes} episodes)")
 
     def meta(self) -> dict:
         """The policy described the way a checkpoint's metadata is (`models.checkpoint.load_checkpoint`), so code

@@ -338,3 +338,8 @@ def test_the_shipped_policies_match_their_cards_and_play(monkeypatch):
             assert z.files and all(k.split(".", 1)[0] in ("agent", "mixer") for k in z.files), card.name
         res = evaluate_checkpoint(card.weights, episodes=1, seed=card.eval_seed)
         assert res["episodes"] == 1 and res["meta"]["policy"] == card.name
+        # a battle is scored by its win rate, a matrix game (never won) by its return
+        if card.map == "twostep":
+            assert card.score == f"return {card.mean_return:.2f}" and "wins" not in card.summary()
+        else:
+            assert card.score == f"{card.win_rate:.0%} wins" and card.score in card.summary()

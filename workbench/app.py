@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         except PolicyError as e:
             self._log(f"shipped policies: {e}")
             cards = []
-        self.controls.set_policies([(c.name, f"{c.name}: {c.algorithm}, {c.win_rate:.0%} wins",
+        self.controls.set_policies([(c.name, f"{c.name}: {c.algorithm}, {c.score}",
                                      f"{c.summary()} (seed {c.eval_seed})") for c in cards])
         return cards
 
