@@ -242,7 +242,13 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         ts = np.array(sorted(evals), dtype=float)
         cols = np.array([evals[int(t)] for t in ts], dtype=float).reshape(-1, 3)
         ep = np.array(episodes, dtype=float).reshape(-1, 3)
-        wins = (ep[i:i + EPISODE_WINDOW] for i in range(0, len(ep), EPISODE_WINDOW))
+        # windows of 100 from the first episode, and the last point over the last 100 (overlapping the window
+        # before it): a short last window would make the run's final value the noisiest of its points
+        n, w = len(ep), EPISODE_WINDOW
+        starts = list(range(0, n - w + 1, w)) if n >= w else [0]
+        if n >= w and starts[-1] + w < n:
+            starts.append(n - w)
+        wins = (ep[i:i + w] for i in starts)
         pts = np.array([[w[-1, 0], w[-1, 1], w[:, 2].mean()] for w in wins], dtype=float).reshape(-1, 3)
         return RunCurve(run_dir=d, seed=seed, config=config, t_env=pts[:, 0], wall_s=pts[:, 1], value=pts[:, 2],
                         win_rate=np.full(len(pts), math.nan), final=float(pts[-1, 2]) if len(pts) else math.nan,
