@@ -166,6 +166,7 @@ class _Scan:
     ino: int
     fields: list[str]
     offset: int
+    last_row: bytes = b""  # the bytes just before `offset`: still there when the file was only appended to
     evals: dict = field(default_factory=dict)  # t_env -> (wall s, metric, win rate); a repeated step: last wins
     episodes: list = field(default_factory=list)  # (t_env, wall s, value) of an episode metric
     t_last: int = 0
@@ -178,7 +179,7 @@ _SCANS_MAX = 1024  # (file, metric) pairs remembered; past that the memory start
 
 def _scan(path: Path, metric: str) -> _Scan:
     """The scan of `path` for `metric`, brought up to the file's last whole row. A file replaced (a resume's
-    repair writes a new one) or shorter than what was read is read again from its start."""
+    repair writes a new one), rewritten in place, or shorter than what was read is read again from its start."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -187,23 +188,30 @@ def _scan(path: Path, metric: str) -> _Scan:
         ino = os.fstat(f.fileno()).st_ino
         key = (str(path.resolve()), metric)
         sc = _SCANS.get(key)
+        if sc is not None and sc.last_row:  # rewritten in place (a copy over it) rather than appended to?
+            f.seek(sc.offset - len(sc.last_row))
+            if f.read(len(sc.last_row)) != sc.last_row:
+                sc = None
         if sc is None or sc.ino != ino or os.fstat(f.fileno()).st_size < sc.offset:
+            f.seek(0)
             header = f.readline()
+            if not header.endswith(b"\n"):  # not even a whole header yet: nothing to read, nothing to remember
+                return _Scan(ino=ino, fields=[], offset=0)
             fields = next(csv.reader([header.decode("utf-8", "replace")]), [])
             if metric not in fields:
                 cols = [c for c in fields if c.startswith("test_")]
                 raise CompareError(f"--metric {metric!r}: not a column of {path}; evaluation columns: "
                                    f"{', '.join(cols)}")
-            sc = _Scan(ino=ino, fields=fields, offset=len(header) if header.endswith(b"\n") else 0)
+            sc = _Scan(ino=ino, fields=fields, offset=len(header))
             if len(_SCANS) >= _SCANS_MAX:
                 _SCANS.clear()
             _SCANS[key] = sc
-            if not sc.offset:  # not even a whole header yet
-                return sc
         f.seek(sc.offset)
         raw = f.read()
     cut = raw.rfind(b"\n") + 1  # a row being written (or torn by a crash) waits for its end
     sc.offset += cut
+    if cut:
+        sc.last_row = raw[raw.rfind(b"\n", 0, cut - 1) + 1:cut][-256:]
     episode_metric = metric in EPISODE_METRICS
     for row in csv.DictReader(io.StringIO(raw[:cut].decode("utf-8", "replace"), newline=""), fieldnames=sc.fields):
         try:

@@ -295,6 +295,10 @@ def test_compare_reads_a_growing_run_incrementally(tmp_path):
 
     d = _fake_run(tmp_path / "r", 0, 0.001, [(t, t / 10, t / 1000) for t in range(0, 501, 100)])
     csv_path = d / "metrics.csv"
+    whole = csv_path.read_text()
+    csv_path.write_text("kind,t_env,wa")  # the header being written: no rows yet, and nothing remembered
+    assert len(read_run(d).t_env) == 0
+    csv_path.write_text(whole)
     assert list(read_run(d).t_env) == [0, 100, 200, 300, 400, 500]
     key = (str(csv_path.resolve()), "test_win_rate")
     read_at = compare._SCANS[key].offset
@@ -316,3 +320,10 @@ def test_compare_reads_a_growing_run_incrementally(tmp_path):
     assert list(read_run(d).t_env) == [0, 100] and read_run(d).value[-1] == 0.5
     csv_path.write_text("kind,t_env,wall_s,test_win_rate,test_return\neval,0,0.0,0.25,0\n")  # shorter, in place
     assert list(read_run(d).value) == [0.25]
+    # another run's file copied over it in place (the same inode, longer): read from the start, not from the offset
+    ino = csv_path.stat().st_ino
+    csv_path.write_text("kind,t_env,wall_s,test_win_rate,test_return\n"
+                        + "".join(f"eval,{t},{t / 10},0.75,15\n" for t in range(0, 301, 100)))
+    assert csv_path.stat().st_ino == ino
+    r = read_run(d)
+    assert list(r.t_env) == [0, 100, 200, 300] and list(r.value) == [0.75] * 4
