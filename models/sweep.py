@@ -479,17 +479,28 @@ class Progress:
 
 # ---- the sweep ----------------------------------------------------------------------------------------
 
+def _adds_seeds(old: SweepSpec, new: SweepSpec) -> bool:
+    """Whether `new` is `old` with seeds added (and none dropped): a sweep that grows from 3 to 5 seeds."""
+    a, b = old.identity(), new.identity()
+    return (all(a[k] == b[k] for k in a if k != "seeds") and set(a["seeds"]) < set(b["seeds"]))
+
+
 def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> Path:
-    """Create the sweep directory and write sweep.toml; refuse one that holds a different sweep."""
+    """Create the sweep directory and write sweep.toml; refuse one that holds a different sweep, but let one
+    grow by seeds (the same presets, grid and overrides with more seeds), so 3 seeds become 5 without a rerun."""
     d = Path(sweep_dir).expanduser().resolve()
     if d.exists() and not d.is_dir():
         raise SweepError(f"--out {d}: exists and is not a directory")
     if (d / SWEEP_FILE).exists():
         old = SweepSpec.read(d)
-        if old.identity() != spec.identity():
+        if _adds_seeds(old, spec):
+            pass  # more seeds of the same configurations: the finished runs count, the new seeds' runs join
+        elif old.identity() != spec.identity():
             diffs = [f"{k}: {old.identity()[k]!r} there, {v!r} now" for k, v in spec.identity().items()
                      if old.identity()[k] != v]
-            raise SweepError(f"{d} holds a different sweep ({'; '.join(diffs)}); resume it with "
+            more = (" (seeds can be added: give its seeds and the new ones)" if [k for k in spec.identity()
+                    if old.identity()[k] != spec.identity()[k]] == ["seeds"] else "")
+            raise SweepError(f"{d} holds a different sweep ({'; '.join(diffs)}){more}; resume it with "
                              f"`qmix-workbench sweep --resume {d}` or choose another --out")
         spec.created = old.created
     elif d.is_dir() and any(d.iterdir()):

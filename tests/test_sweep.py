@@ -113,6 +113,27 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_runs(base_sweep, t
     assert {n: _mtimes(d / n) for n in NAMES} == before
 
 
+def test_a_sweep_grows_by_seeds_without_rerunning_its_runs(base_sweep, tmp_path):
+    d = tmp_path / "sw"
+    shutil.copytree(base_sweep[0], d, copy_function=shutil.copy2)
+    before = {n: _mtimes(d / n) for n in NAMES}
+    grown = [a if a != "0,1" else "0-2" for a in BASE]
+    rc, out, err = _run([*grown, "--out", str(d), "--workers", "2"])
+    assert rc == 0, out + err
+    assert "6 run(s)" in out and "4 already finished, skipped" in out
+    assert "qmix_twostep_s2: done" in out and "vdn_twostep_s2: done" in out
+    assert {n: _mtimes(d / n) for n in NAMES} == before
+    doc = tomllib.loads((d / "sweep.toml").read_text())
+    assert doc["seeds"] == [0, 1, 2] and [t["name"] for t in doc["trials"]][:4] == NAMES
+    c = compare_runs([d], metric="test_return")
+    assert all(g.seeds == [0, 1, 2] for g in c.groups)
+    # dropping a seed is another sweep: refused, with what differs and how seeds are added
+    shrunk = [a if a != "0,1" else "0" for a in BASE]
+    rc, _, err = _run([*shrunk, "--out", str(d)])
+    assert rc == 2 and "holds a different sweep" in err and "seeds can be added" in err
+    assert tomllib.loads((d / "sweep.toml").read_text())["seeds"] == [0, 1, 2]  # left as it was
+
+
 def test_grid_makes_one_group_per_value(tmp_path):
     d = tmp_path / "grid"
     rc, out, err = _run(["sweep", "--preset", "vdn_twostep", "--grid", "learner.lr=0.001,0.0005",
