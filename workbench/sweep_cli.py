@@ -17,7 +17,8 @@ def add_parsers(sub) -> dict:
                                    "the others from their checkpoints.")
     s.add_argument("--preset", dest="presets", action="append", default=[], metavar="NAME",
                    help="preset (see `presets`) or TOML file; repeatable, or comma-separated")
-    s.add_argument("--seeds", default="0", help="seeds: 0,1,2 or a range 0-4 (default 0); more seeds than a sweep in --out has grow it")
+    s.add_argument("--seeds", default="0",
+                   help="seeds: 0,1,2 or a range 0-4 (default 0); more seeds than the sweep in --out has grow it")
     s.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
                    help="a key and the values to sweep over, e.g. --grid learner.lr=0.001,0.0005 (repeatable)")
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
