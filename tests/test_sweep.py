@@ -348,3 +348,16 @@ def test_compare_reads_a_growing_run_incrementally(tmp_path):
     assert csv_path.stat().st_ino == ino
     r = read_run(d)
     assert list(r.t_env) == [0, 100, 200, 300] and list(r.value) == [0.75] * 4
+
+
+def test_compare_plot_legend_goes_to_the_corner_the_curves_leave_empty():
+    from types import SimpleNamespace
+
+    from workbench.plot import _emptiest_corner
+
+    x = np.linspace(0, 2e6, 100)
+    rising_late = SimpleNamespace(by_steps=SimpleNamespace(x=x, center=np.clip((x - 1e6) / 1e6, 0, 1)))
+    climbing = SimpleNamespace(by_steps=SimpleNamespace(x=x, center=-3.5 * np.exp(-x / 1e5)))
+    assert _emptiest_corner([rising_late], "by_steps", unit_y=True) == (5, 5)  # top left
+    assert _emptiest_corner([climbing], "by_steps", unit_y=False) == (-5, -5)  # bottom right
+    assert _emptiest_corner([], "by_steps", unit_y=True) == (5, 5)

@@ -92,7 +92,7 @@ def plot_compare(comparison, out_png, width=1400, height=480) -> str:
         p.getAxis("left").enableAutoSIPrefix(False)
         p.setLabel("bottom", xlabel, units=units)
         p.showGrid(x=True, y=True, alpha=0.3)
-        p.addLegend(offset=(5, 5))
+        p.addLegend(offset=_emptiest_corner(comparison.groups, attr, comparison.metric == "test_win_rate"))
         if comparison.metric == "test_win_rate":
             p.setYRange(0.0, 1.0, padding=0.02)
         for i, g in enumerate(comparison.groups):
@@ -107,6 +107,24 @@ def plot_compare(comparison, out_png, width=1400, height=480) -> str:
             p.addItem(pg.FillBetweenItem(lo, hi, brush=pg.mkBrush(colour + (50,))))
             p.plot(x, b.center[ok], pen=pg.mkPen(colour, width=2), name=g.legend)
     return _export_png(win, out_png, width)
+
+
+def _emptiest_corner(groups, attr: str, unit_y: bool) -> tuple[int, int]:
+    """The legend's offset into the plot corner the centre lines cross least: win rates rise late and leave the
+    top left empty, overestimation climbs from far below and leaves the bottom right empty."""
+    pts = [(getattr(g, attr).x, getattr(g, attr).center) for g in groups]
+    x = np.concatenate([a for a, _ in pts] or [np.zeros(0)])
+    y = np.concatenate([b for _, b in pts] or [np.zeros(0)])
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size == 0:
+        return (5, 5)
+    span = lambda v, lo, hi: (v - lo) / (hi - lo) if hi > lo else np.full_like(v, 0.5)
+    u = span(x, x.min(), x.max())
+    v = span(y, 0.0, 1.0) if unit_y else span(y, y.min(), y.max())
+    corners = {(5, 5): (u < 0.4) & (v > 0.6), (-5, 5): (u > 0.6) & (v > 0.6),
+               (-5, -5): (u > 0.6) & (v < 0.4), (5, -5): (u < 0.4) & (v < 0.4)}
+    return min(corners, key=lambda c: int(corners[c].sum()))  # ties: the first, top left
 
 
 def _export_png(win, out_png, width: int) -> str:
