@@ -479,12 +479,6 @@ class Progress:
 
 # ---- the sweep ----------------------------------------------------------------------------------------
 
-def _adds_seeds(old: SweepSpec, new: SweepSpec) -> bool:
-    """Whether `new` is `old` with seeds added (and none dropped): a sweep that grows from 3 to 5 seeds."""
-    a, b = old.identity(), new.identity()
-    return (all(a[k] == b[k] for k in a if k != "seeds") and set(a["seeds"]) < set(b["seeds"]))
-
-
 def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> Path:
     """Create the sweep directory and write sweep.toml; refuse one that holds a different sweep, but let one
     grow by seeds (the same presets, grid and overrides with more seeds), so 3 seeds become 5 without a rerun."""
@@ -493,13 +487,13 @@ def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> Path:
         raise SweepError(f"--out {d}: exists and is not a directory")
     if (d / SWEEP_FILE).exists():
         old = SweepSpec.read(d)
-        if _adds_seeds(old, spec):
-            pass  # more seeds of the same configurations: the finished runs count, the new seeds' runs join
-        elif old.identity() != spec.identity():
-            diffs = [f"{k}: {old.identity()[k]!r} there, {v!r} now" for k, v in spec.identity().items()
-                     if old.identity()[k] != v]
-            more = (" (seeds can be added: give its seeds and the new ones)" if [k for k in spec.identity()
-                    if old.identity()[k] != spec.identity()[k]] == ["seeds"] else "")
+        there, now = old.identity(), spec.identity()
+        differ = [k for k in now if there[k] != now[k]]
+        # more seeds of the same configurations grow the sweep: the finished runs count, the new seeds' runs join
+        grows = differ == ["seeds"] and set(there["seeds"]) < set(now["seeds"])
+        if differ and not grows:
+            diffs = [f"{k}: {there[k]!r} there, {now[k]!r} now" for k in differ]
+            more = " (seeds can be added: give its seeds and the new ones)" if differ == ["seeds"] else ""
             raise SweepError(f"{d} holds a different sweep ({'; '.join(diffs)}){more}; resume it with "
                              f"`qmix-workbench sweep --resume {d}` or choose another --out")
         spec.created = old.created
