@@ -19,6 +19,7 @@ import time
 import numpy as np
 import torch
 
+from models.buffer import EpisodeBuffer
 from models.config import load_config
 from models.learner_host import LearnerCore
 from models.train import Trainer
@@ -51,8 +52,9 @@ def main():
     L = cfg.learner
     print(f"# {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
           f"device {a.device}")
-    print(f"# preset {a.preset}: {cfg.env.num_envs} envs per round, {L.updates_per_round} updates of "
-          f"{L.batch_size} episodes per round")
+    print(f"# preset {a.preset}: {cfg.env.num_envs} envs per round, replay ratio {L.replay_ratio:g} "
+          f"({cfg.env.num_envs * L.replay_ratio / L.batch_size:g} updates of {L.batch_size} episodes per round), "
+          f"target copy every {L.target_update_episodes} episodes")
     tr = Trainer(cfg, log=lambda *x: None)
     core = LearnerCore(cfg, {"obs_dim": tr.env.obs_dim, "state_dim": tr.env.state_dim, "n_agents": tr.env.n_agents,
                              "n_actions": tr.env.n_actions, "episode_limit": tr.env.episode_limit},
@@ -69,18 +71,25 @@ def main():
         lengths += list(b.length)
     act = n / (time.perf_counter() - t0)
 
-    def time_updates(k=10):
-        batch = core.buffer.sample(L.batch_size, rng, tr.device)
-        core.learner.update(batch)
+    def time_updates(buf, k=10):
+        batch = buf.sample(L.batch_size, rng, tr.device)
+        core.learner.update(batch, buf.episodes_added)
         t = time.perf_counter()
         for _ in range(k):
-            core.learner.update(core.buffer.sample(L.batch_size, rng, tr.device))
+            core.learner.update(buf.sample(L.batch_size, rng, tr.device), buf.episodes_added)
         return (time.perf_counter() - t) / k * 1e3, batch["actions"].shape[1]
 
-    upd_short, T_short = time_updates()
-    core.buffer.length[: core.buffer.size] = core.buffer.T  # pretend every stored episode ran the full 400 steps
-    core.buffer.filled[: core.buffer.size] = True
-    upd_full, T_full = time_updates(5)
+    upd_short, T_short = time_updates(core.buffer)
+    # the collected episodes stretched to the full 400 steps (their steps repeated): a batch at the limit
+    T = core.buffer.T
+    full_buf = EpisodeBuffer(L.batch_size, T, tr.env.n_agents, tr.env.obs_dim, tr.env.state_dim, tr.env.n_actions)
+    while full_buf.size < L.batch_size:
+        full = {k: np.resize(getattr(b, k), (b.size, T + (1 if k in ("obs", "state", "avail") else 0),
+                                             *getattr(b, k).shape[2:]))
+                for k in ("obs", "state", "avail", "actions", "reward", "mc_return")}
+        full["terminal"] = np.zeros((b.size, T), dtype=bool)
+        full_buf.add({**full, "length": np.full(b.size, T)})
+    upd_full, T_full = time_updates(full_buf, 5)
     tr.close()
 
     inline, tr_i = end_to_end(cfg, a.seconds)

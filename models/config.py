@@ -52,12 +52,15 @@ class LearnerConfig:
     td_lambda: float = 0.6  # 0 gives one-step targets
     double_q: bool = True
     target_update: str = "hard"  # "hard" | "polyak"
-    target_update_interval: int = 200  # updates between hard copies
+    # collected episodes between hard copies of the target networks (PyMARL's count), whatever env.num_envs
+    target_update_episodes: int = 200
     tau: float = 0.005  # polyak rate per update
     grad_clip: float = 10.0
     batch_size: int = 32  # episodes per update
     buffer_size: int = 1000  # episodes
-    updates_per_round: int = 2  # gradient updates after each round of num_envs episodes
+    # episodes sampled for updates per episode collected: a round of num_envs episodes earns
+    # num_envs * replay_ratio / batch_size updates (fractions carry over to the next round)
+    replay_ratio: float = 8.0
     bootstrap_timeouts: bool = True  # a time-out is a truncation, not a terminal state
 
 
@@ -70,6 +73,11 @@ class RunConfig:
     epsilon_start: float = 1.0
     epsilon_finish: float = 0.05
     epsilon_anneal_steps: int = 100_000
+    # Ape-X's spread of epsilon over the envs of a round: env b explores with eps^(1 + spread * (B-1-b)/(B-1))
+    # (env 0 the greediest, the last env the schedule's eps); 0: every env the schedule's eps
+    epsilon_spread: float = 0.0
+    # hold an exploratory action for n ~ zeta(epsilon_hold) steps (temporally-extended epsilon-greedy); 0: one step
+    epsilon_hold: float = 0.0
     test_interval: int = 20_000  # env steps between greedy evaluations
     test_episodes: int = 32
     save_interval: int = 200_000  # env steps between checkpoints (0: only at the end)
@@ -121,10 +129,10 @@ CHOICES = {
 # seeds go to numpy, torch and the simulator's hash; this range is one every one of them takes as is
 SEED_RANGE = {"run.seed": (0, 2**31 - 1)}
 POSITIVE = {"env.num_envs", "algo.agent_hidden", "algo.mixing_embed", "algo.hypernet_embed", "learner.lr",
-            "learner.target_update_interval", "learner.batch_size", "learner.buffer_size", "run.t_max",
-            "run.test_episodes", "learner.grad_clip", "learner.updates_per_round", "run.test_interval"}
+            "learner.target_update_episodes", "learner.batch_size", "learner.buffer_size", "run.t_max",
+            "run.test_episodes", "learner.grad_clip", "learner.replay_ratio", "run.test_interval"}
 UNIT_INTERVAL = {"learner.gamma", "learner.td_lambda", "learner.tau", "run.epsilon_start", "run.epsilon_finish"}
-NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "run.epsilon_anneal_steps", "run.save_interval",
+NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "run.epsilon_anneal_steps", "run.save_interval", "run.epsilon_spread",
                 "run.snapshot_hz", "run.threads", "run.time_limit_s"}
 
 
@@ -155,6 +163,9 @@ def _check_value(key: str, typ, value):
         raise ConfigError(f"{key}: expected a value >= 0, got {value!r}")
     if key in UNIT_INTERVAL and not 0 <= value <= 1:
         raise ConfigError(f"{key}: expected a value in [0, 1], got {value!r}")
+    if key == "run.epsilon_hold" and not (value == 0 or value > 1):
+        raise ConfigError(f"{key}: expected 0 (no holding) or an exponent above 1 (2 holds 1 step in 0.61, "
+                          f"2+ steps in 0.39), got {value!r}")
     if key in SEED_RANGE:
         check_seed(key, value)
     if key == "run.name":
@@ -177,8 +188,63 @@ def check_run_name(name: str) -> None:
                           f"no surrounding spaces), got {name!r}")
 
 
-def from_dict(doc: dict, base: Config | None = None) -> Config:
-    """Apply a nested dict (as read from TOML) on top of `base` (defaults when None), validating every key."""
+# Keys of versions before the schedules meant what they say. Their meaning hung on env.num_envs and
+# learner.batch_size: `updates_per_round` updates after each round of num_envs episodes, a target copy every
+# `target_update_interval` updates. Stored configs (checkpoints, run directories, policy cards, episode files)
+# are converted to the exact equivalents; a config a person writes is refused with those equivalents.
+LEGACY_KEYS = {"updates_per_round": "replay_ratio", "target_update_interval": "target_update_episodes"}
+
+
+def convert_legacy(doc: dict, base: Config | None = None) -> tuple[dict, list[str]]:
+    """`doc` with the old schedule keys replaced by their equivalents under its own num_envs and batch_size
+    (or `base`'s, or the defaults'), and a line saying each conversion; `doc` itself when it has none."""
+    learner = doc.get("learner")
+    if not isinstance(learner, dict) or not any(k in learner for k in LEGACY_KEYS):
+        return doc, []
+    ref = base or Config()
+    env = doc.get("env") if isinstance(doc.get("env"), dict) else {}
+    E, B = env.get("num_envs", ref.env.num_envs), learner.get("batch_size", ref.learner.batch_size)
+    learner = dict(learner)
+    for key, v in [(f"learner.{k}", learner[k]) for k in LEGACY_KEYS if k in learner] + [
+            ("env.num_envs", E), ("learner.batch_size", B)]:  # checked here: the conversion divides by them
+        _check_value(key, int, v)
+        if v <= 0:
+            raise ConfigError(f"{key}: expected a positive value, got {v!r}")
+    notes = []
+    if "updates_per_round" in learner:
+        U = learner.pop("updates_per_round")
+        learner["replay_ratio"] = U * B / E
+        notes.append(f"learner.updates_per_round = {U} (with env.num_envs = {E}, learner.batch_size = {B}) "
+                     f"is learner.replay_ratio = {learner['replay_ratio']:g}")
+    ratio = learner.get("replay_ratio", ref.learner.replay_ratio)
+    if "target_update_interval" in learner:
+        interval = learner.pop("target_update_interval")
+        episodes = interval * B / ratio  # updates x episodes collected per update
+        learner["target_update_episodes"] = max(1, round(episodes))
+        notes.append(f"learner.target_update_interval = {interval} updates is learner.target_update_episodes = "
+                     f"{learner['target_update_episodes']}" + ("" if episodes == round(episodes) else
+                                                              f" (rounded from {episodes:g})"))
+    return {**doc, "learner": learner}, notes
+
+
+def legacy_message(doc: dict, base: Config | None = None) -> str | None:
+    """For a config a person wrote with the old keys: what they are now, with this config's equivalents."""
+    _, notes = convert_legacy(doc, base)
+    if not notes:
+        return None
+    old = [f"learner.{k}" for k in LEGACY_KEYS if k in doc.get("learner", {})]
+    return (f"{' and '.join(old)} {'is no longer a setting' if len(old) == 1 else 'are no longer settings'} "
+            f"(their meaning changed with env.num_envs): updates follow learner.replay_ratio (episodes sampled "
+            f"per episode collected) and target copies learner.target_update_episodes (episodes collected "
+            f"between copies); here " + "; ".join(notes))
+
+
+def from_dict(doc: dict, base: Config | None = None, notes: list | None = None) -> Config:
+    """Apply a nested dict (as read from TOML) on top of `base` (defaults when None), validating every key.
+    A stored config of an earlier version is converted (`convert_legacy`); `notes` gets a line per conversion."""
+    doc, converted = convert_legacy(doc, base)
+    if notes is not None:
+        notes.extend(converted)
     cfg = dataclasses.replace(base) if base is not None else Config()
     cfg = Config(**{name: dataclasses.replace(getattr(cfg, name)) for name in SECTIONS})
     for section, values in doc.items():
@@ -231,7 +297,14 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
             doc.setdefault("env", {}).setdefault("options", dict(cfg.env.options))[rest[len("options."):]] = value
             continue
         doc.setdefault(section, {})[rest] = value
+    _refuse_legacy(doc, cfg)
     return from_dict(doc, cfg)
+
+
+def _refuse_legacy(doc: dict, base: Config | None) -> None:
+    msg = legacy_message(doc, base)
+    if msg:
+        raise ConfigError(msg)
 
 
 def list_presets() -> list[str]:
@@ -261,6 +334,7 @@ def _from_text(text: str, where: str, base: Config | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where}: not valid TOML: {e}") from None
     try:
+        _refuse_legacy(doc, base)
         return from_dict(doc, base)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None

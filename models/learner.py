@@ -102,8 +102,13 @@ class Learner:
         else:
             self.optim = torch.optim.RMSprop(self.params, lr=L.lr, alpha=0.99, eps=1e-5)
         self.updates = 0
+        # the collected-episode count at the last hard copy (None: not known, as in a checkpoint of an earlier
+        # version; the next update copies)
+        self.target_episodes: int | None = 0
 
-    def update(self, batch: dict) -> dict:
+    def update(self, batch: dict, episodes: int) -> dict:
+        """One gradient step on `batch`; `episodes` is how many episodes have been collected so far (the
+        target networks' clock)."""
         L, A = self.cfg.learner, self.cfg.algo
         obs, state, avail = batch["obs"], batch["state"], batch["avail"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
@@ -172,10 +177,12 @@ class Learner:
             self.optim.step()
         self.updates += 1
 
-        # 6. target networks: hard copy every N updates, or Polyak averaging every update
+        # 6. target networks: a hard copy once N episodes have been collected since the last (PyMARL's clock,
+        # so the number of battles per round does not change it), or Polyak averaging every update
         if L.target_update == "hard":
-            if self.updates % L.target_update_interval == 0:
+            if self.target_episodes is None or episodes - self.target_episodes >= L.target_update_episodes:
                 self.sync_targets()
+                self.target_episodes = episodes
         else:
             with torch.no_grad():
                 for src, dst in self._target_pairs():
@@ -222,7 +229,8 @@ class Learner:
 
     def state_dict(self) -> dict:
         d = {"agent": self.agent.state_dict(), "target_agent": self.target_agent.state_dict(),
-             "optim": self.optim.state_dict(), "updates": self.updates}
+             "optim": self.optim.state_dict(), "updates": self.updates,
+             "target_episodes": -1 if self.target_episodes is None else self.target_episodes}
         if self.mixer is not None:
             d["mixer"] = self.mixer.state_dict()
             d["target_mixer"] = self.target_mixer.state_dict()
@@ -238,3 +246,5 @@ class Learner:
         for g in self.optim.param_groups:  # the saved state carries the old rate: this run's config decides
             g["lr"] = self.cfg.learner.lr
         self.updates = int(d["updates"])
+        te = int(d.get("target_episodes", -1))
+        self.target_episodes = None if te < 0 else te

@@ -35,6 +35,7 @@ from .episode import EpisodeBatch
 from .errors import CheckpointWriteError
 from .learner import Learner
 from .mixers import make_mixer
+from .resources import available_memory
 
 
 @dataclass
@@ -79,32 +80,51 @@ class LearnerCore:
         self.cfg, self.device = cfg, device
         self.learner = Learner(agent, mixer, cfg, device)
         self.buffer = EpisodeBuffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"],
-                                    dims["obs_dim"], dims["state_dim"], dims["n_actions"])
+                                    dims["obs_dim"], dims["state_dim"], dims["n_actions"], can_grow=_memory_allows)
+        self._told_capped = False
         self.rng = np.random.default_rng([cfg.run.seed, 1])
+        self.credit = 0.0  # updates earned by the replay ratio and not yet taken (a fraction of one)
 
     def round(self, batch: dict) -> list:
+        """Store a round's episodes and take the updates they earn: `replay_ratio` sampled episodes per
+        collected one, so `num_envs * replay_ratio / batch_size` updates a round, the fraction carried."""
         self.buffer.add(batch)
         L = self.cfg.learner
         if not self.buffer.can_sample(L.batch_size):
             return []
+        self.credit += len(batch["length"] if isinstance(batch, dict) else batch.length) * L.replay_ratio / L.batch_size
+        n = int(self.credit + 1e-9)  # 16 x 8 / 32 is 4 updates, never 3 and a remainder of 0.999...
+        self.credit = max(0.0, self.credit - n)
         out = []
-        for _ in range(L.updates_per_round):
-            m = self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device))
+        for _ in range(n):
+            m = self.learner.update(self.buffer.sample(L.batch_size, self.rng, self.device),
+                                    self.buffer.episodes_added)
+            if self.buffer.capped and not self._told_capped:
+                m["warning"] = self.buffer.capped
+                self._told_capped = True
             out.append(m)
             if "nonfinite" in m and self.cfg.run.on_nonfinite == "stop":
                 break  # the run ends at this update: learning on would only hide where it went wrong
         return out
 
     def state(self) -> dict:
-        """The learner and the sampling generator (the buffer goes to files directly: `save_with_buffer`)."""
-        return {"learner": self.learner.state_dict(), "rng": self.rng.bit_generator.state}
+        """The learner, the sampling generator and the update credit (the buffer goes to files directly:
+        `save_with_buffer`)."""
+        return {"learner": {**self.learner.state_dict(), "credit": self.credit}, "rng": self.rng.bit_generator.state}
 
     def load(self, d: dict) -> None:
         self.learner.load_state_dict(d["learner"])
+        self.credit = float(d["learner"].get("credit", 0.0))
         if d.get("rng") is not None:
             self.rng.bit_generator.state = d["rng"]
         if d.get("buffer") is not None:
             self.buffer.load_state_dict(d["buffer"])
+
+
+def _memory_allows(nbytes: int) -> bool:
+    """Whether the episode buffer may grow to `nbytes`: it keeps a quarter of what is available free."""
+    avail = available_memory()
+    return avail is None or nbytes <= 0.75 * avail
 
 
 class InlineLearner:

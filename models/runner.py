@@ -15,16 +15,62 @@ def epsilon_at(t_env: int, start: float, finish: float, anneal_steps: int) -> fl
     return float(start + (finish - start) * min(t_env / anneal_steps, 1.0))
 
 
-def select_actions(q: torch.Tensor, avail: torch.Tensor, epsilon: float, rng: np.random.Generator) -> np.ndarray:
-    """Epsilon-greedy over the available actions. q [B, n, A], avail [B, n, A] bool -> [B, n] int64."""
+def env_epsilons(epsilon: float, num_envs: int, spread: float) -> np.ndarray:
+    """Per-env epsilons [B] (Ape-X, Horgan et al. 2018): env b explores with epsilon^(1 + spread * (B-1-b)/(B-1)),
+    so the last env keeps the schedule's epsilon and env 0 (the one a window shows) is the greediest;
+    `spread = 0` gives every env the schedule's epsilon."""
+    if spread <= 0 or num_envs == 1:
+        return np.full(num_envs, float(epsilon))
+    k = (num_envs - 1 - np.arange(num_envs)) / (num_envs - 1)
+    return float(epsilon) ** (1.0 + spread * k)
+
+
+def select_actions(q: torch.Tensor, avail: torch.Tensor, epsilon, rng: np.random.Generator,
+                   hold: "ExplorationHold | None" = None) -> np.ndarray:
+    """Epsilon-greedy over the available actions. q [B, n, A], avail [B, n, A] bool -> [B, n] int64.
+    `epsilon`: one value, or one per env [B]. `hold`: exploratory actions are held for several steps."""
     masked = q.masked_fill(~avail, -float("inf"))
     greedy = masked.argmax(-1).cpu().numpy()
-    if epsilon <= 0:
+    eps = np.asarray(epsilon, dtype=np.float64)
+    if not (eps > 0).any() and (hold is None or not hold.active()):
         return greedy
     av = avail.cpu().numpy()
     random = (rng.random(av.shape) * av).argmax(-1)
-    explore = rng.random(greedy.shape) < epsilon
+    explore = rng.random(greedy.shape) < (eps[:, None] if eps.ndim else eps)
+    if hold is not None:
+        return hold.choose(greedy, random, explore, av, rng)
     return np.where(explore, random, greedy)
+
+
+class ExplorationHold:
+    """Temporally-extended epsilon-greedy ("epsilon-z-greedy", Dabney, Ostrovski & Barreto, ICLR 2021): an
+    exploratory action, once drawn, is held for n steps, n from a zeta distribution with exponent `mu`
+    (P(n) ~ n^-mu), while it stays available; then the agent acts greedily again until the next draw.
+    A single random step rarely leaves a position; a held move or attack-chase does."""
+
+    def __init__(self, num_envs: int, n_agents: int, mu: float, max_steps: int = 100):
+        self.mu, self.max_steps = float(mu), int(max_steps)
+        self.left = np.zeros((num_envs, n_agents), dtype=np.int64)  # steps still to hold after this one
+        self.action = np.zeros((num_envs, n_agents), dtype=np.int64)
+
+    def reset(self) -> None:
+        self.left[:] = 0
+
+    def active(self) -> bool:
+        return bool((self.left > 0).any())
+
+    def choose(self, greedy, random, explore, av, rng) -> np.ndarray:
+        B, n = greedy.shape
+        still = np.take_along_axis(av, self.action[..., None], -1)[..., 0]
+        keep = (self.left > 0) & still
+        start = explore & ~keep
+        k = int(start.sum())
+        if k:
+            self.action[start] = random[start]
+            self.left[start] = np.minimum(rng.zipf(self.mu, size=k), self.max_steps) - 1
+        self.left[keep] -= 1
+        self.left[~keep & ~start] = 0
+        return np.where(keep | start, self.action, greedy)
 
 
 class Runner:
@@ -40,12 +86,14 @@ class Runner:
         self.B, self.n, self.A = env.num_envs, env.n_agents, env.n_actions
         self.T = env.episode_limit
         self.hook = None
+        self.hold: ExplorationHold | None = None  # held exploratory actions (run.epsilon_hold), when set
         self.mixer = None  # set by train() for the overestimation gauge
         self.tracer = None  # an `EpisodeTrace` fed every executed step of its env (GUI snapshots)
         self.recorder = None  # an `EpisodeRecorder` of one env (episode files), fed like the tracer
 
     @torch.no_grad()
-    def run(self, epsilon: float, rng: np.random.Generator) -> EpisodeBatch:
+    def run(self, epsilon, rng: np.random.Generator) -> EpisodeBatch:
+        """One round; `epsilon` is one value or one per env [B]."""
         env, B, n, T = self.env, self.B, self.n, self.T
         dev = self.device
         rec = env.reset()
@@ -73,13 +121,16 @@ class Runner:
         if recorder is not None:
             recorder.begin(env)
         unforced = np.zeros((B, n), dtype=bool)
+        hold = self.hold if np.any(np.asarray(epsilon) > 0) else None
+        if hold is not None:
+            hold.reset()
         for t in range(T):
             forced_mask = unforced
             o = torch.from_numpy(rec.obs).to(dev)
             av = torch.from_numpy(rec.avail).to(dev)
             h_before = hidden
             q, hidden = self.agent.step(self.agent.build_inputs(o, last), hidden)
-            acts = select_actions(q, av, epsilon, rng)
+            acts = select_actions(q, av, epsilon, rng, hold)
             if self.hook is not None:
                 forced = self.hook(self, t, rec, q, acts)
                 if forced is not None:

@@ -25,7 +25,7 @@ from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_wei
 from .probe import Probe
 from .resources import check_memory
 from .episode_file import EpisodeRecorder
-from .runner import Runner, epsilon_at
+from .runner import ExplorationHold, Runner, env_epsilons, epsilon_at
 from .trace import EpisodeTrace
 
 CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
@@ -132,7 +132,11 @@ class Trainer:
                 log(meta["fallback"])
             ckpt = (meta, tensors)
             if cfg is None:  # the checkpoint's own config; overrides may change run.* keys (e.g. train longer)
-                cfg = apply_overrides(from_dict(meta["config"]), overrides or [])
+                notes: list = []
+                cfg = apply_overrides(from_dict(meta["config"], notes=notes), overrides or [])
+                if notes:
+                    log(f"{meta['path']} was written by an earlier version; its schedule keys are read as their "
+                        f"exact equivalents: " + "; ".join(notes))
             if run_dir is None:
                 run_dir = rundir.of_checkpoint(resume)
             else:  # continuing elsewhere: a new directory, unless it is the checkpoint's own
@@ -194,6 +198,8 @@ class Trainer:
         self.skipped_updates = 0
         self.runner = Runner(e, self.agent, self.device, cfg.learner.gamma, cfg.learner.bootstrap_timeouts)
         self.runner.mixer = self.mixer
+        if cfg.run.epsilon_hold > 0:
+            self.runner.hold = ExplorationHold(e.num_envs, e.n_agents, cfg.run.epsilon_hold)
         self.test_runner = Runner(self.test_env, self.agent, self.device, cfg.learner.gamma)
         self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
         self._recorder = EpisodeRecorder(0)
@@ -349,9 +355,10 @@ class Trainer:
             self.runner.tracer = EpisodeTrace(self.probe, cfg.learner.gamma)
         t_before = self.t_env
         self.runner.recorder = self._recorder if self._record_due(t_before) else None
-        batch = self.runner.run(eps, self.rng)
+        eps_env = env_epsilons(eps, self.env.num_envs, cfg.run.epsilon_spread)
+        batch = self.runner.run(eps_env if cfg.run.epsilon_spread > 0 else eps, self.rng)
         if self.runner.recorder is not None:  # before an inline learner changes the weights that played it
-            self._keep_recording(batch, t_before, eps)
+            self._keep_recording(batch, t_before, float(eps_env[0]))
         self.host.submit(batch)  # a learner process starts on it at once
         steps = int(batch.length.sum())
         self.t_env += steps
@@ -360,7 +367,8 @@ class Trainer:
         over = self.runner.overestimation(batch)
         for b in range(batch.size):
             m = {"return": float(batch.episode_return[b]), "won": int(batch.won[b]), "length": int(batch.length[b]),
-                 "dead_enemies": int(batch.dead_enemies[b]), "epsilon": eps, "overestimation": float(over[b])}
+                 "dead_enemies": int(batch.dead_enemies[b]), "epsilon": float(eps_env[b]),
+                 "overestimation": float(over[b])}
             self._row("episode", m)
             self.cb.on_episode({"t_env": self.t_env, "episodes": self.episodes, **m})
         self.tb.add_scalar("episode/return", float(batch.episode_return.mean()), self.t_env)
@@ -447,8 +455,10 @@ class Trainer:
                 self.skipped_updates += 1
                 um = {**um, "skipped_updates": self.skipped_updates}
             self._row("update", {**um, **extra})  # the row's update count is this update's
+            if um.get("warning"):
+                self.log(f"warning: {um['warning']}")
             for k, v in um.items():
-                if k not in ("updates", "nonfinite"):
+                if k not in ("updates", "nonfinite", "warning"):
                     self.tb.add_scalar(f"update/{k}", v, um["updates"])
             self.cb.on_update({"t_env": self.t_env, **extra, **um})
             if bad and self.cfg.run.on_nonfinite == "stop":

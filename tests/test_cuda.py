@@ -11,7 +11,7 @@ from models.train import Callbacks, Trainer
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device here (torch.cuda.is_available() is False)")
 
-TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
            "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=100000",
            "run.save_interval=0", 'run.device="cuda"']
 

@@ -24,7 +24,7 @@ from models.train import Callbacks, Trainer, train
 from workbench.cli import main as cli
 
 QUIET = dict(log=lambda *a: None)
-TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
            "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=100000",
            "run.save_interval=0"]
 MILD = ["run.t_max=640"]

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 from workbench.app import MainWindow  # noqa: E402
 from workbench.state import WorkbenchState  # noqa: E402
 
-TINY = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "run.test_episodes=2",
+TINY = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "run.test_episodes=2",
         "run.test_interval=600", "run.save_interval=0", "run.snapshot_hz=30"]
 WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before its first step
 

@@ -305,7 +305,7 @@ def test_app_opens_watching_the_shipped_policy(qtbot, app_window, shipped, tmp_p
     assert "other.npz does not match its card other.json" in w.log_view.toPlainText()
     assert w.client.alive() and w.client.pid == pid and w.state.mode == "watch"
     # Start trains a new policy: the watch gives way to it
-    w.start_training(["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "run.test_episodes=2",
+    w.start_training(["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "run.test_episodes=2",
                       "run.save_interval=0", "run.learner_process=false", "run.t_max=100000"])
     assert w.state.mode == "train" and w.client.alive() and w.client.pid != pid
     qtbot.waitUntil(lambda: w.state.snapshots_seen >= 1, timeout=WAIT)

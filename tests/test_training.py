@@ -13,7 +13,7 @@ from models.runner import epsilon_at
 from models.train import Callbacks, Trainer, train
 from workbench.cli import main as cli
 
-TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.buffer_size=8", "algo.agent_hidden=16",
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
            "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=400",
            "run.t_max=300", "run.save_interval=0"]
 
@@ -251,3 +251,40 @@ def test_cli_prints_learned_tables_of_a_matrix_game(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "### matrix_mild: QMIX (2 seeds)" in out and "±" in out and "greedy joint action" in out
     assert "| a0=0 |" in out and out.count("x") >= 1
+
+
+def test_per_env_epsilons_spread_from_the_schedules_value_down_to_a_greedy_env_0():
+    from models.runner import env_epsilons
+
+    assert np.allclose(env_epsilons(0.3, 4, 0.0), 0.3)
+    e = env_epsilons(0.4, 16, 7.0)
+    assert e[-1] == pytest.approx(0.4) and e[0] == pytest.approx(0.4 ** 8) and np.all(np.diff(e) > 0)
+
+
+def test_a_held_exploratory_action_is_kept_until_it_runs_out_or_is_unavailable():
+    from models.runner import ExplorationHold, select_actions
+
+    rng = np.random.default_rng(0)
+    q = torch.zeros(64, 2, 5)
+    q[..., 0] = 1.0  # greedy: action 0
+    avail = torch.ones(64, 2, 5, dtype=torch.bool)
+    hold = ExplorationHold(64, 2, mu=1.5)
+    first = select_actions(q, avail, 1.0, rng, hold)  # every agent draws an action and a duration
+    held = hold.left > 0
+    assert held.any() and (~held).any()
+    again = select_actions(q, avail, 0.0, rng, hold)  # no new draws: held ones keep theirs, the rest are greedy
+    assert np.array_equal(again[held], first[held]) and np.all(again[~held] == 0)
+    avail[..., 1:] = False  # the held actions become unavailable: their holds end, everyone acts greedily
+    assert np.all(select_actions(q, avail, 0.0, rng, hold) == 0) and np.all(hold.action[hold.left > 0] == 0)
+
+
+def test_training_logs_each_envs_epsilon_and_holds_exploration(tmp_path):
+    cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["env.num_envs=4", "run.epsilon_spread=3.0", "run.epsilon_hold=2.0",
+                                                    "run.epsilon_start=0.5",
+                                                    "run.learner_process=false", "run.t_max=200",
+                                                    f'run.runs_dir="{tmp_path}"'])
+    run = train(cfg, log=lambda *a: None)["run_dir"]
+    eps = [float(r["epsilon"]) for r in csv.DictReader(open(os.path.join(run, "metrics.csv"))) if r["kind"] == "episode"]
+    assert len(set(eps[:4])) == 4 and max(eps[:4]) == eps[3] and min(eps[:4]) == eps[0]
+    with pytest.raises(ConfigError, match="run.epsilon_hold: expected 0"):
+        load_config("qmix_2c_vs_64zg", ["run.epsilon_hold=1.0"])

@@ -68,6 +68,14 @@ class ControlsPanel(QWidget):
         self.lr = _dspin(1e-5, 1.0, 1e-3, 5, 1e-4)
         self.batch = _spin(1, 1024, 32)
         self.envs = _spin(1, 512, 16)
+        self.envs.setToolTip("Battles collected in lock-step per round; the learning schedule below does not "
+                             "depend on it")
+        self.replay_ratio = _dspin(0.01, 1000.0, 8.0, 2, 1.0)
+        self.replay_ratio.setToolTip("Episodes sampled for updates per episode collected: a round of N battles "
+                                     "earns N x ratio / batch updates")
+        self.target_episodes = _spin(1, 10_000_000, 200, 50)
+        self.target_episodes.setToolTip("Episodes collected between hard copies of the target networks "
+                                        "(PyMARL's count)")
         self.anneal = _spin(0, 10_000_000, 100_000, 10_000)
         self.td_lambda = _dspin(0.0, 1.0, 0.6, 2, 0.1)
         self.res_beta = _dspin(0.0, 100.0, 5.0, 2, 0.5)
@@ -78,6 +86,7 @@ class ControlsPanel(QWidget):
         self.seed = _spin(0, 2**31 - 1, 0)
         for label, w in (("scenario", self.scenario), ("algorithm", self.algorithm), ("learning rate", self.lr),
                          ("batch (episodes)", self.batch), ("envs per round", self.envs),
+                         ("replay ratio", self.replay_ratio), ("target refresh (episodes)", self.target_episodes),
                          ("epsilon anneal (steps)", self.anneal), ("TD lambda", self.td_lambda),
                          ("RES beta", self.res_beta), ("RES lambda", self.res_lambda), ("env steps", self.t_max),
                          ("device", self.device), ("seed", self.seed)):
@@ -172,6 +181,8 @@ class ControlsPanel(QWidget):
         self.lr.setValue(cfg.learner.lr)
         self.batch.setValue(cfg.learner.batch_size)
         self.envs.setValue(cfg.env.num_envs)
+        self.replay_ratio.setValue(cfg.learner.replay_ratio)
+        self.target_episodes.setValue(cfg.learner.target_update_episodes)
         self.anneal.setValue(cfg.run.epsilon_anneal_steps)
         self.td_lambda.setValue(cfg.learner.td_lambda)
         self.res_beta.setValue(cfg.algo.res_beta)
@@ -180,7 +191,9 @@ class ControlsPanel(QWidget):
 
     def overrides(self) -> list[str]:
         return [f"learner.lr={self.lr.value()}", f"learner.batch_size={self.batch.value()}",
-                f"env.num_envs={self.envs.value()}", f"run.epsilon_anneal_steps={self.anneal.value()}",
+                f"env.num_envs={self.envs.value()}", f"learner.replay_ratio={self.replay_ratio.value()}",
+                f"learner.target_update_episodes={self.target_episodes.value()}",
+                f"run.epsilon_anneal_steps={self.anneal.value()}",
                 f"learner.td_lambda={self.td_lambda.value()}", f"algo.res_beta={self.res_beta.value()}",
                 f"algo.res_lambda={self.res_lambda.value()}", f"run.t_max={self.t_max.value()}",
                 f'run.device="{self.device.currentText()}"', f"run.seed={self.seed.value()}"]
@@ -200,6 +213,7 @@ class ControlsPanel(QWidget):
         self.stop.setEnabled(running)
         self.save.setEnabled(mode == "train")
         self.force.setEnabled(running and paused)
-        for w in (self.scenario, self.algorithm, self.lr, self.batch, self.envs, self.anneal, self.td_lambda,
+        for w in (self.scenario, self.algorithm, self.lr, self.batch, self.envs, self.replay_ratio,
+                  self.target_episodes, self.anneal, self.td_lambda,
                   self.res_beta, self.res_lambda, self.t_max, self.device, self.seed):
             w.setEnabled(not training)
