@@ -1,6 +1,6 @@
 """Time to a winning policy: wall-clock seconds from Start to the first greedy evaluation with >= 80% wins.
 
-Usage: python benchmarks/time_to_win.py [--preset qmix_2c_vs_64zg] [--seeds 0,1,2] [--budget-s 900]
+Usage: python benchmarks/time_to_win.py [--preset qmix_2c_vs_64zg] [--seeds 0-4] [--budget-s 900]
                                         [--until 80|budget] [--set KEY=VALUE ...] [--final-episodes 200]
 Each seed trains in a freshly spawned process (the clock starts at the spawn, so imports and start-up count,
 as they do after pressing Start), one seed after another. Evaluations are the preset's own (their time
@@ -78,13 +78,15 @@ def _fmt(hit):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", default="qmix_2c_vs_64zg")
-    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seeds", default="0-4", help="0,1,2 or a range 0-4 (default 0-4)")
     ap.add_argument("--budget-s", type=float, default=900)
     ap.add_argument("--until", choices=["80", "budget"], default="budget")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--final-episodes", type=int, default=200)
     a = ap.parse_args()
-    seeds = [int(s) for s in a.seeds.split(",")]
+    from models.sweep import parse_seeds
+
+    seeds = parse_seeds(a.seeds)
     runs_dir = tempfile.mkdtemp(prefix="qmix-ttw-")
     print(f"# {os.cpu_count()} cores, preset {a.preset} {' '.join(a.overrides)}, budget {a.budget_s:.0f} s per seed, "
           f"until {a.until}; runs in {runs_dir}")

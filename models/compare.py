@@ -112,6 +112,9 @@ class Comparison:
     def table(self) -> str:
         return format_table(self)
 
+    def runs_table(self) -> str:
+        return format_runs_table(self)
+
 
 # ---- reading runs ---------------------------------------------------------------------------------------
 
@@ -441,4 +444,23 @@ def format_table(c: Comparison) -> str:
                 f"each run's last {EPISODE_WINDOW}")
     lines += ["", note]
     lines += [f"left out: {s}" for s in c.skipped]
+    return "\n".join(lines)
+
+
+def format_runs_table(c: Comparison) -> str:
+    """A markdown table with a row per run: when it first reached each threshold (env steps, training wall time)
+    and its final value, so that "k of n seeds" can be read seed by seed."""
+    rate = c.metric in ("test_win_rate", "won")
+    what = "win rate" if rate else c.metric
+    head = (["group", "seed"] + [f"first eval >= {thr:.0%} (env steps / wall)" for thr in THRESHOLDS]
+            + [f"final {what}"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---:"] + ["---:"] * (len(head) - 2)) + "|"]
+    for g in c.groups:
+        for r in sorted(g.runs, key=lambda r: r.seed):
+            cells = []
+            for thr in THRESHOLDS:
+                h = r.first_reaching(thr)
+                cells.append("not reached" if h is None else f"{fmt_steps(h[1])} / {h[0]:,.0f} s")
+            final = _fmt_value(r.final, rate) + (f" ({r.final_episodes} ep.)" if r.final_episodes else "")
+            lines.append("| " + " | ".join([g.label, str(r.seed), *cells, final]) + " |")
     return "\n".join(lines)

@@ -277,6 +277,11 @@ def test_compare_statistics_on_hand_made_runs(tmp_path):
     assert "| QMIX learner.lr=0.001 | 3 | 100% [75%, 100%] |" in table
     assert "3 s / 300" in table  # median first time to 50%: 3 s of training, 300 env steps
     assert "| QMIX learner.lr=0.01 | 3 | 0% [0%, 0%] | 0% [0%, 0%] | not reached | not reached | 50 |" in table
+    # seed by seed: seed 2 (slope 4) reaches 50% at 200 env steps and 80% at 200 (0.8 at t=200), in 2 s
+    runs = c.runs_table()
+    assert "| QMIX learner.lr=0.001 | 2 | 200 / 2 s | 200 / 2 s | 100% |" in runs
+    assert "| QMIX learner.lr=0.001 | 0 | 500 / 5 s | 800 / 8 s | 100% |" in runs
+    assert runs.count("not reached") == 6
     # the mean's bootstrap interval holds the mean and lies within the seeds' range
     c, lo, hi = summarise(np.array([[0.5], [1.0], [1.0]]), "mean")
     assert lo[0] <= c[0] <= hi[0] and 0.5 <= lo[0] and hi[0] <= 1.0

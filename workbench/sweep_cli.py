@@ -49,6 +49,9 @@ def add_parsers(sub) -> dict:
                    help="env steps to tabulate the metric at, e.g. 500000,1000000 (default: a quarter, half "
                         "and all of the shortest run)")
     c.add_argument("--out", default=None, metavar="FIG.png", help="also draw the curves to this PNG")
+    c.add_argument("--per-run", action="store_true",
+                   help="also a row per run: env steps and wall time to its first evaluation >= 50%% and >= 80%%, "
+                        "and its final evaluation")
     return {"sweep": sweep_command, "compare": compare_command}
 
 
@@ -116,6 +119,9 @@ def compare_command(args) -> int:
                                f"500000,1000000") from None
     c = compare_runs(args.paths, metric=args.metric, stat=args.stat, at=at)
     print(c.table())
+    if args.per_run:
+        print()
+        print(c.runs_table())
     if args.out:
         from workbench.plot import plot_compare
 
