@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import stats
 from .errors import WorkbenchError
 
-STATS = ("median", "mean")
+STATS = ("median", "mean", "iqm")
 EVAL_METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
 # per-episode columns (training episodes): a curve point is the mean over a window of episodes
 EPISODE_METRICS = ("overestimation", "return", "won")
@@ -114,6 +115,16 @@ class Comparison:
 
     def runs_table(self) -> str:
         return format_runs_table(self)
+
+    def finals(self) -> dict[str, np.ndarray]:
+        """Each group's final metric, a value per run (runs without one left out)."""
+        return {g.label: np.array([r.final for r in g.runs if r.final == r.final]) for g in self.groups}
+
+    def aggregate_table(self, reps: int = stats.REPS, seed: int = 0) -> str:
+        return format_aggregate_table(self, reps, seed)
+
+    def improvement_table(self, reps: int = stats.REPS, seed: int = 0) -> str:
+        return format_improvement_table(self, reps, seed)
 
 
 # ---- reading runs ---------------------------------------------------------------------------------------
@@ -283,19 +294,22 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
 # ---- statistics -----------------------------------------------------------------------------------------
 
 def summarise(values: np.ndarray, stat: str, rng: np.random.Generator | None = None) -> tuple:
-    """(centre, lo, hi) over axis 0 (the seeds) of `values` [seeds, points]: median and quartiles, or the
-    mean and a 95% bootstrap interval (resampling seeds)."""
+    """(centre, lo, hi) over axis 0 (the seeds) of `values` [seeds, points]: median and quartiles; or the
+    mean, or the IQM, with a 95% bootstrap interval (resampling seeds, a fixed stream: the same runs give the
+    same table)."""
     values = np.asarray(values, dtype=float)
     if values.ndim == 1:
         values = values[:, None]
     if stat == "median":
         c, lo, hi = np.percentile(values, [50, 25, 75], axis=0)
         return c, lo, hi
+    if stat == "iqm":
+        return stats.curve_bands(values, "iqm", BOOTSTRAP_RESAMPLES)
     c = values.mean(axis=0)
     n = values.shape[0]
     if n < 2:
         return c, c.copy(), c.copy()
-    rng = rng or np.random.default_rng(0)  # a fixed stream: the same runs give the same table
+    rng = rng or np.random.default_rng(0)
     idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
     means = values[idx].mean(axis=1)
     lo, hi = np.percentile(means, [2.5, 97.5], axis=0)
@@ -325,11 +339,16 @@ def _labels(configs: list[dict]) -> list[str]:
     """Algorithm (and map, when they differ), then the keys whose values differ between the groups."""
     from .registry import algorithm_of
 
-    keys = sorted({k for c in configs for k in c})
-    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in configs}) > 1]
-    maps_differ = "env.map_name" in differ
+    ours = [c for c in configs if "marl_eval.algorithm" not in c]  # imported runs are labelled by their file
+    keys = sorted({k for c in ours for k in c})
+    differ = [k for k in keys if len({json.dumps(c.get(k), sort_keys=True) for c in ours}) > 1]
+    maps_differ = len({c.get("env.map_name") for c in configs}) > 1
     labels = []
     for c in configs:
+        if "marl_eval.algorithm" in c:
+            labels.append(f"{c['marl_eval.algorithm']} on {c['env.map_name']} ({c['marl_eval.environment']}, "
+                          f"imported)")
+            continue
         try:
             name = algorithm_of(c.get("algo.mixer", "qmix"), c.get("algo.res", False)).name
         except ValueError:
@@ -355,12 +374,18 @@ def compare_runs(paths: list[str | Path], metric: str = "test_win_rate", stat: s
     if at is not None and any(t < 0 for t in at):
         raise CompareError(f"--at: expected env steps >= 0, got {at}")
     runs, skipped = [], []
-    for d in find_runs(paths):
+    imported = [p for p in paths if Path(p).suffix == ".json" and Path(p).is_file()]
+    local = [p for p in paths if p not in imported]
+    for d in find_runs(local) if local else []:
         r = read_run(d, metric)
         if len(r.t_env):
             runs.append(r)
         else:
             skipped.append(f"{d}: no evaluation yet")
+    if imported:
+        from .marl_eval import import_marl_eval
+
+        runs += [r for p in imported for r in import_marl_eval(p, metric) if len(r.t_env)]
     if not runs:
         raise CompareError("no run has an evaluation yet: " + "; ".join(skipped))
     order: dict[tuple, list[RunCurve]] = {}
@@ -369,7 +394,8 @@ def compare_runs(paths: list[str | Path], metric: str = "test_win_rate", stat: s
     configs = [{k: v for k, v in g[0].config.items() if k not in BOOKKEEPING} for g in order.values()]
     labels = _labels(configs)
     x_steps = np.linspace(0.0, max(r.t_env[-1] for r in runs), points)
-    x_wall = np.linspace(0.0, max(np.nanmax(r.wall_s) for r in runs), points)
+    walls = [float(np.nanmax(r.wall_s)) for r in runs if np.isfinite(r.wall_s).any()]  # imported: maybe none
+    x_wall = np.linspace(0.0, max(walls) if walls else 1.0, points)
     groups = [Group(label, cfg, g, _band(g, x_steps, "t_env", stat), _band(g, x_wall, "wall_s", stat))
               for label, cfg, g in zip(labels, configs, order.values())]
     if at is None:
@@ -420,6 +446,8 @@ def format_table(c: Comparison) -> str:
     rate = c.metric in ("test_win_rate", "won")
     what = "win rate" if rate else c.metric
     band = "[IQR]" if c.stat == "median" else "[95% CI]"
+    if c.stat == "iqm":
+        band = "(interquartile mean) [95% CI]"
     head = (["group", "seeds"] + [f"{what} @ {fmt_steps(t)}" for t in c.at]
             + [f"final {what}", "first eval win rate >= 50% (wall / env steps)", "win rate >= 80%", "env steps/s"])
     rows = []
@@ -463,4 +491,42 @@ def format_runs_table(c: Comparison) -> str:
                 cells.append("not reached" if h is None else f"{fmt_steps(h[1])} / {h[0]:,.0f} s")
             final = _fmt_value(r.final, rate) + (f" ({r.final_episodes} ep.)" if r.final_episodes else "")
             lines.append("| " + " | ".join([g.label, str(r.seed), *cells, final]) + " |")
+    return "\n".join(lines)
+
+
+# one task (a map) per comparison: the median is the median of the runs (rliable's is over task means)
+GROUP_AGGREGATES = {"IQM": stats.iqm, "median": stats.run_median, "mean": stats.mean,
+                    "optimality gap": stats.optimality_gap}
+
+
+def format_aggregate_table(c: Comparison, reps: int = stats.REPS, seed: int = 0) -> str:
+    """The final metric of each group as IQM, median, mean and optimality gap (win rates only), each with its
+    95% stratified-bootstrap interval over the group's runs, and a note where a group has few runs."""
+    rate = c.metric in ("test_win_rate", "won")
+    what = "win rate" if rate else c.metric
+    names = [n for n in GROUP_AGGREGATES if rate or n != "optimality gap"]
+    lines = [f"final {what} over runs: point estimate [95% stratified-bootstrap interval] ({reps:,} resamples, "
+             f"seed {seed})", "",
+             "| group | runs | " + " | ".join(names) + " | note |",
+             "|---|---:|" + "---:|" * len(names) + "---|"]
+    for label, x in c.finals().items():
+        cells = [stats.aggregate(x, GROUP_AGGREGATES[n], reps, seed).fmt(rate) if len(x) else "n/a" for n in names]
+        lines.append(f"| {label} | {len(x)} | " + " | ".join(cells) + f" | {stats.runs_note(len(x)) or ''} |")
+    return "\n".join(lines)
+
+
+def format_improvement_table(c: Comparison, reps: int = stats.REPS, seed: int = 0) -> str:
+    """P(row > column) of the final metric for every pair of groups, with its 95% interval."""
+    finals = c.finals()
+    labels = [k for k, v in finals.items() if len(v)]
+    if len(labels) < 2:
+        return "probability of improvement: needs two groups with a final value"
+    what = "win rate" if c.metric in ("test_win_rate", "won") else c.metric
+    lines = [f"probability of improvement P(row > column) of the final {what}: a run of the row's group beats one "
+             f"of the column's (ties count half) [95% interval]", "",
+             "| | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for a in labels:
+        cells = ["" if a == b else stats.improvement(finals[a], finals[b], reps, seed).fmt(rate=False)
+                 for b in labels]
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

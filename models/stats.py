@@ -43,6 +43,11 @@ def median(scores) -> float:
     return float(np.median(_as_2d(scores).mean(axis=0)))
 
 
+def run_median(scores) -> float:
+    """The median of all run x task scores (with one task: the median run)."""
+    return float(np.median(_as_2d(scores)))
+
+
 def mean(scores) -> float:
     return float(_as_2d(scores).mean(axis=0).mean())
 

@@ -366,3 +366,49 @@ def test_compare_plot_legend_goes_to_the_corner_the_curves_leave_empty():
     assert _emptiest_corner([rising_late], "by_steps", unit_y=True) == (5, 5)  # top left
     assert _emptiest_corner([climbing], "by_steps", unit_y=False) == (-5, -5)  # bottom right
     assert _emptiest_corner([], "by_steps", unit_y=True) == (5, 5)
+
+
+def test_compare_reports_iqm_intervals_and_probability_of_improvement(tmp_path):
+    from models import stats
+
+    # group a: final win rates 0.5, 0.8, 1.0 (seeds 0-2); group b: 0.0 everywhere
+    for seed, slope in enumerate((0.5, 0.8, 1.0)):
+        _fake_run(tmp_path / f"a{seed}", seed, 0.001, [(t, t / 100, slope * t / 1000) for t in range(0, 1001, 100)])
+        _fake_run(tmp_path / f"b{seed}", seed, 0.01, [(t, t / 50, 0.0) for t in range(0, 1001, 100)])
+    c = compare_runs([tmp_path], stat="iqm", at=[1000], points=11)
+    a = c.groups[0]
+    assert a.by_steps.center[-1] == pytest.approx(stats.iqm([0.5, 0.8, 1.0]))
+    assert a.by_steps.lo[-1] <= a.by_steps.center[-1] <= a.by_steps.hi[-1]
+    agg = c.aggregate_table()
+    assert "| QMIX learner.lr=0.001 | 3 | 77% [50%, 100%] |" in agg  # IQM of 3 runs cuts none: the mean
+    assert "fewer than 5" in agg
+    poi = c.improvement_table()
+    assert "| QMIX learner.lr=0.001 |  | 1.00 [1.00, 1.00] |" in poi
+    assert "| QMIX learner.lr=0.01 | 0.00 [0.00, 0.00] |  |" in poi
+
+
+def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
+    import json
+
+    from models.marl_eval import export_marl_eval
+
+    for seed, slope in enumerate((1.0, 2.0, 4.0)):
+        _fake_run(tmp_path / "runs" / f"a{seed}", seed, 0.001,
+                  [(t, t / 100, min(1.0, round(slope * t / 1000 * 32) / 32)) for t in range(0, 1001, 100)])
+    ours = compare_runs([tmp_path / "runs"], at=[500], points=11)
+    path = export_marl_eval(ours, tmp_path / "runs.json")
+    doc = json.loads(path.read_text())
+    run0 = doc["smac_qmix_workbench"]["?"]["QMIX"]["run_0"]
+    assert run0["step_5"]["step_count"] == 500 and len(run0["step_5"]["win_rate"]) == 32
+    assert np.mean(run0["step_5"]["win_rate"]) == pytest.approx(0.5)
+    back = compare_runs([path], at=[500], points=11)
+
+    def cells(c):  # the table without its labels and env steps/s (marl-eval keeps no such column)
+        return [line.split("|")[2:-2] for line in c.table().splitlines() if line.startswith("| QMIX")]
+    assert cells(back) == cells(ours) and "imported" in back.groups[0].label
+    both = compare_runs([tmp_path / "runs", path], at=[500], points=11)
+    assert len(both.groups) == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"env": {"task": {"algo": {"run_0": {"step_0": {"win_rate": [1]}}}}}}')
+    rc, _, err = _run(["compare", str(bad)])
+    assert rc == 2 and "bad.json: env/task/algo/run_0/step_0: expected step_count" in err

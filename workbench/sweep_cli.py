@@ -37,18 +37,21 @@ def add_parsers(sub) -> dict:
                    help="greedy episodes evaluated at the end of each run, into final_eval.json (default 200; "
                         "0 skips)")
     c = sub.add_parser("compare", help="compare runs across seeds: a markdown table, and curves with bands to a PNG")
-    c.add_argument("paths", nargs="+", metavar="SWEEP_DIR|RUN_DIR", help="sweep directories and/or run directories")
+    c.add_argument("paths", nargs="+", metavar="SWEEP_DIR|RUN_DIR|FILE.json", help="sweep directories and/or run directories")
     c.add_argument("--metric", default="test_win_rate",
                    help="an evaluation column of metrics.csv (test_win_rate, the default; test_return) or a "
                         "training-episode one, as means over 100 episodes (overestimation: Qtot - discounted return; "
                         "return; won)")
-    c.add_argument("--stat", choices=["median", "mean"], default="median",
-                   help="median and interquartile range (default, as SMAC reports) or mean and 95%% bootstrap "
-                        "interval")
+    c.add_argument("--stat", choices=["median", "mean", "iqm"], default="median",
+                   help="the curves and the table at --at: median and interquartile range (default, as SMAC "
+                        "reports), or the mean or the interquartile mean with a 95%% bootstrap interval")
     c.add_argument("--at", default=None, metavar="STEPS,...",
                    help="env steps to tabulate the metric at, e.g. 500000,1000000 (default: a quarter, half "
                         "and all of the shortest run)")
     c.add_argument("--out", default=None, metavar="FIG.png", help="also draw the curves to this PNG")
+    c.add_argument("--export-marl-eval", default=None, metavar="FILE.json",
+                   help="also write the runs in marl-eval's JSON layout (a .json given among the paths is such a "
+                        "file, imported and drawn beside the runs)")
     c.add_argument("--per-run", action="store_true",
                    help="also a row per run: env steps and wall time to its first evaluation >= 50%% and >= 80%%, "
                         "and its final evaluation")
@@ -119,9 +122,17 @@ def compare_command(args) -> int:
                                f"500000,1000000") from None
     c = compare_runs(args.paths, metric=args.metric, stat=args.stat, at=at)
     print(c.table())
+    print()
+    print(c.aggregate_table())
+    print()
+    print(c.improvement_table())
     if args.per_run:
         print()
         print(c.runs_table())
+    if args.export_marl_eval:
+        from models.marl_eval import export_marl_eval
+
+        print(f"wrote {export_marl_eval(c, args.export_marl_eval)}")
     if args.out:
         from workbench.plot import plot_compare
 
