@@ -58,6 +58,8 @@ class RunCurve:
     steps_per_s: float  # env steps over training wall time
     # the evaluations' (env steps, wall s, win rate) when the curve is of training episodes, for the threshold times
     evals: np.ndarray | None = None
+    absolute: float = math.nan  # the absolute metric: the best checkpoint re-evaluated (absolute_eval.json)
+    absolute_episodes: int | None = None
 
     def at(self, t: float, x: str = "t_env") -> float:
         """The metric at env steps (or wall seconds) `t`, linearly interpolated; nan outside the run."""
@@ -280,15 +282,27 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     ts = np.array(keep, dtype=float)
     cols = np.array([evals[t] for t in keep], dtype=float).reshape(-1, 3)
     final, final_episodes = (float(cols[-1, 1]) if len(cols) else math.nan), None
-    fe = d / "final_eval.json"
-    if fe.is_file() and metric in FINAL_EVAL_FIELDS:
-        try:
-            doc = json.loads(fe.read_text())
-            final, final_episodes = float(doc[FINAL_EVAL_FIELDS[metric]]), int(doc["episodes"])
-        except (ValueError, KeyError, TypeError):
-            pass  # a damaged file: the last eval row stands in
+    got = _end_eval(d / "final_eval.json", metric, sc.t_last)
+    if got is not None:
+        final, final_episodes = got
+    absolute = _end_eval(d / "absolute_eval.json", metric, sc.t_last, key="run_t_env")
     return RunCurve(run_dir=d, seed=seed, config=config, t_env=ts, wall_s=cols[:, 0], value=cols[:, 1],
-                    win_rate=cols[:, 2], final=final, final_episodes=final_episodes, steps_per_s=steps_per_s)
+                    win_rate=cols[:, 2], final=final, final_episodes=final_episodes, steps_per_s=steps_per_s,
+                    absolute=absolute[0] if absolute else math.nan, absolute_episodes=absolute[1] if absolute else None)
+
+
+def _end_eval(path: Path, metric: str, t_last: int, key: str = "t_env") -> tuple[float, int] | None:
+    """(value, episodes) of an evaluation file a sweep writes at a run's end, unless it is damaged or stale:
+    a run resumed and trained on after it (its `key` below the run's last row) is judged by its last eval row."""
+    if not path.is_file() or metric not in FINAL_EVAL_FIELDS:
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        value, episodes = float(doc[FINAL_EVAL_FIELDS[metric]]), int(doc["episodes"])
+        at = int(doc[key])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return None if at < t_last else (value, episodes)
 
 
 # ---- statistics -----------------------------------------------------------------------------------------
@@ -448,13 +462,16 @@ def format_table(c: Comparison) -> str:
     band = "[IQR]" if c.stat == "median" else "[95% CI]"
     if c.stat == "iqm":
         band = "(interquartile mean) [95% CI]"
+    absolute = any(r.absolute == r.absolute for g in c.groups for r in g.runs)
     head = (["group", "seeds"] + [f"{what} @ {fmt_steps(t)}" for t in c.at]
-            + [f"final {what}", "first eval win rate >= 50% (wall / env steps)", "win rate >= 80%", "env steps/s"])
+            + [f"final {what}"] + ([f"absolute {what}"] if absolute else [])
+            + ["first eval win rate >= 50% (wall / env steps)", "win rate >= 80%", "env steps/s"])
     rows = []
     for g in c.groups:
         n = len(g.runs)
         rows.append([g.label, str(n)] + [_fmt_stat([r.at(t) for r in g.runs], c.stat, rate, n) for t in c.at]
                     + [_fmt_stat([r.final for r in g.runs], c.stat, rate, n)]
+                    + ([_fmt_stat([r.absolute for r in g.runs], c.stat, rate, n)] if absolute else [])
                     + [_fmt_first(g.runs, thr) for thr in THRESHOLDS]
                     + [f"{np.nanmedian([r.steps_per_s for r in g.runs]):,.0f}"])
     episodes = sorted({r.final_episodes for g in c.groups for r in g.runs if r.final_episodes})
@@ -467,6 +484,10 @@ def format_table(c: Comparison) -> str:
             + (f" ({', '.join(map(str, episodes))} episodes, final_eval.json)" if episodes else "")
             + (", else its last eval row" if any(r.final_episodes is None for g in c.groups for r in g.runs)
                else ""))
+    if absolute:
+        eps = sorted({r.absolute_episodes for g in c.groups for r in g.runs if r.absolute_episodes})
+        note += (f"; absolute {what}: each run's best checkpoint (by its evaluations) re-evaluated over "
+                 f"{', '.join(map(str, eps))} greedy episodes (absolute_eval.json)")
     if c.metric in EPISODE_METRICS:
         note = (f"{what}: training episodes, each curve point the mean of {EPISODE_WINDOW} episodes; final {what}: "
                 f"each run's last {EPISODE_WINDOW}")
@@ -509,9 +530,17 @@ def format_aggregate_table(c: Comparison, reps: int = stats.REPS, seed: int = 0)
              f"seed {seed})", "",
              "| group | runs | " + " | ".join(names) + " | note |",
              "|---|---:|" + "---:|" * len(names) + "---|"]
-    for label, x in c.finals().items():
-        cells = [stats.aggregate(x, GROUP_AGGREGATES[n], reps, seed).fmt(rate) if len(x) else "n/a" for n in names]
-        lines.append(f"| {label} | {len(x)} | " + " | ".join(cells) + f" | {stats.runs_note(len(x)) or ''} |")
+    absolutes = {g.label: np.array([r.absolute for r in g.runs if r.absolute == r.absolute]) for g in c.groups}
+    for kind, values in (("final", c.finals()), ("absolute", absolutes)):
+        if kind == "absolute":
+            if not any(len(x) for x in values.values()):
+                break
+            lines += ["", f"absolute {what} (each run's best checkpoint re-evaluated) over runs:", "",
+                      lines[2], lines[3]]
+        for label, x in values.items():
+            cells = [stats.aggregate(x, GROUP_AGGREGATES[n], reps, seed).fmt(rate) if len(x) else "n/a"
+                     for n in names]
+            lines.append(f"| {label} | {len(x)} | " + " | ".join(cells) + f" | {stats.runs_note(len(x)) or ''} |")
     return "\n".join(lines)
 
 

@@ -1,6 +1,8 @@
 """Greedy evaluation of a saved policy (a checkpoint or a shipped policy), independent of any run in progress."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -48,3 +50,55 @@ def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu
     check_seed("--seed", seed)
     cfg, agent, mixer, meta = load_policy(path, device)
     return evaluate_policy(cfg, agent, meta, episodes, seed, device, where=path)
+
+
+def best_checkpoint(run_dir) -> tuple[Path, int, float]:
+    """The run's step checkpoint whose evaluation was best: (path, env steps, that evaluation's win rate).
+    A checkpoint is judged by the last evaluation at or before its step (the policy then is at most one
+    `run.test_interval` older); ties go to the later checkpoint. For the absolute metric (Colas et al. 2018;
+    Gorsane et al. 2022): the best policy a run found, re-evaluated with more episodes."""
+    import csv
+    import re
+
+    run_dir = Path(run_dir)
+    evals = []
+    try:
+        with open(run_dir / "metrics.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("kind") == "eval" and row.get("test_win_rate"):
+                    try:
+                        evals.append((int(float(row["t_env"])), float(row["test_win_rate"])))
+                    except ValueError:
+                        continue
+    except OSError as e:
+        raise ValueError(f"{run_dir}: no readable metrics.csv ({e.strerror})") from None
+    evals.sort()
+    best = None
+    for p in sorted((run_dir / "checkpoints").glob("t*.pt")):
+        m = re.fullmatch(r"t(\d+)\.pt", p.name)
+        if not m:
+            continue
+        t = int(m.group(1))
+        before = [w for te, w in evals if te <= t]
+        if not before:
+            continue
+        if best is None or before[-1] >= best[2]:
+            best = (p, t, before[-1])
+    if best is None:
+        raise ValueError(f"{run_dir}: no step checkpoint with an evaluation at or before it")
+    return best
+
+
+def absolute_evaluation(run_dir, episodes: int, seed: int = 12345, device="cpu") -> dict:
+    """The absolute metric of a run: its best checkpoint (`best_checkpoint`) evaluated greedily over `episodes`."""
+    import re
+
+    path, t, selected = best_checkpoint(run_dir)
+    ev = evaluate_checkpoint(path, episodes, seed, device)
+    # how far the run had trained when this was measured: a run trained on after it makes the file stale
+    last = max(int(m.group(1)) for p in (Path(run_dir) / "checkpoints").glob("t*.pt")
+               if (m := re.fullmatch(r"t(\d+)\.pt", p.name)))
+    return {"checkpoint": path.name, "t_env": t, "run_t_env": last,
+            "selected_by_test_win_rate": selected,
+            "episodes": ev["episodes"], "win_rate": ev["win_rate"], "return": ev["return"],
+            "dead_enemies": ev["dead_enemies"], "seed": seed}

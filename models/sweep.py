@@ -40,6 +40,7 @@ SWEEP_FILE = "sweep.toml"
 FORMAT = "qmix-workbench-sweep/1"
 DONE_MARKER = "sweep_done.json"  # written when a trial ended by its own budget: the rerun skips it
 FINAL_EVAL = "final_eval.json"
+ABSOLUTE_EVAL = "absolute_eval.json"  # the best checkpoint re-evaluated with more episodes
 LOG_DIR = "logs"  # each trial's log lines (train's messages, a failure's traceback)
 BACKENDS = ("local", "ray")
 RAY_MISSING = 'the ray backend needs Ray: pip install "qmix-workbench[ray]"'
@@ -69,6 +70,8 @@ class SweepSpec:
     fixed: list[str] = field(default_factory=list)  # --set overrides, as given
     threads: int = 1  # torch/numba threads per process of a trial (unless --set/--grid run.threads)
     final_episodes: int = 200  # greedy episodes evaluated at the end of each trial (0: none)
+    # the absolute metric: each trial's best checkpoint re-evaluated with this many times run.test_episodes (0: none)
+    absolute_factor: int = 10
     backend: str = "local"
     address: str | None = None  # Ray: "auto", "ray://host:port"; None starts a local Ray
     workers: int = 0  # trials at once (0: sized to the machine)
@@ -98,6 +101,7 @@ class SweepSpec:
         doc: dict[str, Any] = {"format": FORMAT, "created": created,
                                "presets": self.presets, "seeds": self.seeds, "set": self.fixed,
                                "threads": self.threads, "final_episodes": self.final_episodes,
+                               "absolute_factor": self.absolute_factor,
                                "backend": self.backend, "workers": self.workers, "grid": self.grid,
                                "trials": [dataclasses.asdict(t) for t in self.trials]}
         if self.address is not None:  # TOML has no null
@@ -121,7 +125,8 @@ class SweepSpec:
             trials = [Trial(**t) for t in doc.get("trials", [])]
             return cls(presets=list(doc["presets"]), seeds=list(doc["seeds"]), grid=dict(doc.get("grid", {})),
                        fixed=list(doc.get("set", [])), threads=int(doc.get("threads", 1)),
-                       final_episodes=int(doc.get("final_episodes", 200)), backend=doc.get("backend", "local"),
+                       final_episodes=int(doc.get("final_episodes", 200)),
+                       absolute_factor=int(doc.get("absolute_factor", 10)), backend=doc.get("backend", "local"),
                        address=doc.get("address"), workers=int(doc.get("workers", 0)), trials=trials,
                        created=str(doc.get("created", "")))
         except (KeyError, TypeError) as e:
@@ -137,6 +142,7 @@ class TrialJob:
     run_dir: str
     log_path: str
     final_episodes: int
+    absolute_episodes: int  # greedy episodes for the best checkpoint (0: none)
     threads: int  # the most threads one of its processes uses (for OMP/MKL/numba before torch loads)
     cpus: int
 
@@ -256,7 +262,7 @@ def trial_cpus(cfg: Config) -> int:
 
 
 def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | None = None,
-               fixed: list[str] | None = None, threads: int = 1, final_episodes: int = 200,
+               fixed: list[str] | None = None, threads: int = 1, final_episodes: int = 200, absolute_factor: int = 10,
                backend: str = "local", address: str | None = None, workers: int = 0) -> SweepSpec:
     """Every trial of presets x grid x seeds, with each trial's config built (and so checked) now: a bad
     preset, key or value is an error before anything runs."""
@@ -277,6 +283,8 @@ def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | Non
         raise SweepError(f"--workers: expected a whole number >= 1, got {workers!r}")
     if isinstance(final_episodes, bool) or not isinstance(final_episodes, int) or not 0 <= final_episodes <= 100_000:
         raise SweepError(f"--final-episodes: expected a whole number in [0, 100000], got {final_episodes!r}")
+    if isinstance(absolute_factor, bool) or not isinstance(absolute_factor, int) or not 0 <= absolute_factor <= 1000:
+        raise SweepError(f"--absolute-factor: expected a whole number in [0, 1000], got {absolute_factor!r}")
     for item in fixed:
         key = parse_override(item)[0]
         if key in RESERVED_KEYS:
@@ -294,7 +302,8 @@ def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | Non
         else:
             resolved.append(check_preset(p))
     spec = SweepSpec(presets=resolved, seeds=list(seeds), grid=grid, fixed=fixed, threads=threads,
-                     final_episodes=final_episodes, backend=backend, address=address, workers=workers)
+                     final_episodes=final_episodes, absolute_factor=absolute_factor, backend=backend, address=address,
+                     workers=workers)
     short = _short_keys(list(grid))
     names: dict[str, Trial] = {}
     combos = list(itertools.product(*grid.values())) if grid else [()]
@@ -402,7 +411,8 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
 
     try:
         cfg = load_config(job.preset, job.overrides)
-        (run_dir / FINAL_EVAL).unlink(missing_ok=True)  # from an earlier end of a run being redone
+        for stale in (FINAL_EVAL, ABSOLUTE_EVAL):  # from an earlier end of a run being redone
+            (run_dir / stale).unlink(missing_ok=True)
         at = checkpoint_t(run_dir)
         if at is not None and at >= cfg.run.t_max:  # trained to the end; only the sweep's own ending is missing
             log(f"checkpoint at {at:,} >= run.t_max {cfg.run.t_max:,}: training is done, finishing the trial")
@@ -428,6 +438,16 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
             _write_json(run_dir / FINAL_EVAL, {"episodes": ev["episodes"], "win_rate": ev["win_rate"],
                                                "return": ev["return"], "dead_enemies": ev["dead_enemies"],
                                                "t_env": ev["meta"]["t_env"], "seed": 12345})
+        if job.absolute_episodes:
+            from .evaluate import absolute_evaluation
+
+            try:
+                ab = absolute_evaluation(run_dir, job.absolute_episodes)
+                _write_json(run_dir / ABSOLUTE_EVAL, ab)
+                log(f"absolute metric: {ab['checkpoint']} (its evaluation {ab['selected_by_test_win_rate']:.0%}) "
+                    f"wins {ab['win_rate']:.1%} of {ab['episodes']} greedy episodes")
+            except ValueError as e:  # a run too short to have a checkpoint with an evaluation
+                log(f"no absolute metric: {e}")
         result = TrialResult(job.name, "done", round(time.monotonic() - t0, 3), int(summary["t_env"]), win, episodes)
         _write_json(run_dir / DONE_MARKER, dataclasses.asdict(result))
         log(f"done: {result.t_env:,} env steps, final greedy win rate {win:.1%} over {episodes} episodes")
@@ -513,7 +533,9 @@ def jobs_for(spec: SweepSpec, sweep_dir: Path) -> list[TrialJob]:
         cfg = spec.config(t, sweep_dir)
         jobs.append(TrialJob(name=t.name, preset=t.preset, overrides=spec.overrides(t, sweep_dir),
                              run_dir=str(sweep_dir / t.name), log_path=str(sweep_dir / LOG_DIR / f"{t.name}.log"),
-                             final_episodes=spec.final_episodes, threads=cfg.run.threads or 1, cpus=t.cpus))
+                             final_episodes=spec.final_episodes,
+                             absolute_episodes=spec.absolute_factor * cfg.run.test_episodes,
+                             threads=cfg.run.threads or 1, cpus=t.cpus))
     return jobs
 
 

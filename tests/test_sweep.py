@@ -55,6 +55,8 @@ def test_local_sweep_writes_runs_and_compare_tables_them(base_sweep, tmp_path):
         assert (run / "config.toml").exists() and (run / "checkpoints" / "latest.pt").exists()
         assert json.loads((run / "sweep_done.json").read_text())["status"] == "done"
         assert json.loads((run / "final_eval.json").read_text())["episodes"] == 50
+        ab = json.loads((run / "absolute_eval.json").read_text())  # 10 x the presets' 8 test episodes
+        assert ab["episodes"] == 80 and ab["checkpoint"] == f"t{ab['run_t_env']:010d}.pt" and ab["run_t_env"] >= 600
         cfg = tomllib.loads((run / "config.toml").read_text())
         assert cfg["run"]["name"] == name and cfg["run"]["threads"] == 1 and cfg["run"]["t_max"] == 600
         assert f"{name}: done in" in out  # one line per run as it ends
@@ -63,8 +65,12 @@ def test_local_sweep_writes_runs_and_compare_tables_them(base_sweep, tmp_path):
     png = tmp_path / "cmp.png"
     rc, table, err = _run(["compare", str(d), "--metric", "test_return", "--out", str(png)])
     assert rc == 0, err
-    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    first = table.split("\n\n")[1]  # the group table; the aggregates and the improvement tables follow
+    rows = [line for line in first.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [r.split(" | ")[:2] for r in rows] == [["| QMIX", "2"], ["| VDN", "2"]]
+    assert "absolute test_return" in table and "over 80 greedy episodes (absolute_eval.json)" in table
+    assert "| QMIX | 2 |" in table.split("\n\n")[4]  # the aggregates, with their note
+    assert "P(row > column)" in table
     assert "final test_return" in table and "50 episodes, final_eval.json" in table
     assert png.stat().st_size > 5_000 and png.read_bytes()[:4] == b"\x89PNG"
 
@@ -412,3 +418,16 @@ def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
     bad.write_text('{"env": {"task": {"algo": {"run_0": {"step_0": {"win_rate": [1]}}}}}}')
     rc, _, err = _run(["compare", str(bad)])
     assert rc == 2 and "bad.json: env/task/algo/run_0/step_0: expected step_count" in err
+
+
+def test_the_best_checkpoint_is_judged_by_the_last_evaluation_at_or_before_it(tmp_path):
+    from models.evaluate import best_checkpoint
+
+    run = _fake_run(tmp_path / "r", 0, 0.001, [(100, 1, 0.2), (210, 2, 0.9), (290, 3, 0.5), (400, 4, 0.9)])
+    (run / "checkpoints").mkdir()
+    for t in (200, 300, 400):
+        (run / "checkpoints" / f"t{t:010d}.pt").write_bytes(b"")
+    # t200 is judged by the eval at 100 (0.2), t300 by 290 (0.5), t400 by 400 (0.9): the best is t400
+    assert best_checkpoint(run)[1:] == (400, 0.9)
+    (run / "checkpoints" / "t0000000400.pt").unlink()
+    assert best_checkpoint(run)[1:] == (300, 0.5)

@@ -36,6 +36,9 @@ def add_parsers(sub) -> dict:
     s.add_argument("--final-episodes", type=int, default=None,
                    help="greedy episodes evaluated at the end of each run, into final_eval.json (default 200; "
                         "0 skips)")
+    s.add_argument("--absolute-factor", type=int, default=None,
+                   help="the absolute metric: each run's best checkpoint (by its evaluations) re-evaluated with this "
+                        "many times its run.test_episodes, into absolute_eval.json (default 10; 0 skips)")
     c = sub.add_parser("compare", help="compare runs across seeds: a markdown table, and curves with bands to a PNG")
     c.add_argument("paths", nargs="+", metavar="SWEEP_DIR|RUN_DIR|FILE.json", help="sweep directories and/or run directories")
     c.add_argument("--metric", default="test_win_rate",
@@ -79,6 +82,7 @@ def sweep_command(args) -> int:
         spec = plan_sweep(old.presets, old.seeds, old.grid, old.fixed,
                           threads=old.threads if args.threads is None else args.threads,
                           final_episodes=old.final_episodes if args.final_episodes is None else args.final_episodes,
+                          absolute_factor=old.absolute_factor if args.absolute_factor is None else args.absolute_factor,
                           backend=args.backend or old.backend,
                           address=args.address if args.address is not None else
                           (old.address if (args.backend or old.backend) == "ray" else None),
@@ -91,6 +95,7 @@ def sweep_command(args) -> int:
         spec = plan_sweep(presets, parse_seeds(args.seeds), parse_grid(args.grid), args.overrides,
                           threads=1 if args.threads is None else args.threads,
                           final_episodes=200 if args.final_episodes is None else args.final_episodes,
+                          absolute_factor=10 if args.absolute_factor is None else args.absolute_factor,
                           backend=args.backend or "local", address=args.address,
                           workers=0 if args.workers is None else args.workers)
         out = args.out
