@@ -78,6 +78,15 @@ def test_sweep_draws_two_groups_with_bands_and_a_table(qtbot, sweep_dir):
     assert head[:2] == ["group", "seeds"] and "final win rate" in head
     assert "median [IQR]" in w.title.text()
     assert "4 runs from" in w.sources.text()
+    # the aggregates with their intervals and the probability of improvement, in tabs beside the table
+    agg = [[w.aggregates.item(r, k).text() for k in range(w.aggregates.columnCount())]
+           for r in range(w.aggregates.rowCount())]
+    assert [r[:2] for r in agg] == [["QMIX", "2"], ["VDN", "2"]] and "fewer than 5" in agg[0][-1]
+    assert w.aggregates.horizontalHeaderItem(2).text() == "IQM"
+    assert w.improvement.rowCount() == 2 and w.improvement.item(0, 2).text().count("[") == 1
+    w.stat_choice.setCurrentIndex(2)  # IQM curves
+    assert w.comparison.stat == "iqm" and "IQM and 95% bootstrap CI" in w.plot.titleLabel.text
+    w.stat_choice.setCurrentIndex(0)
     w.metric_choice.setCurrentText("test_return")  # the two-step game's returns differ; its "win" is rare
     w.resize(1200, 820)
     qtbot.wait(50)

@@ -17,15 +17,17 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-                               QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
+                               QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from models.compare import METRICS, CompareError, Comparison, compare_runs, find_runs
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
 
 # (what the selector shows, compare_runs' stat)
-STAT_CHOICES = [("median and IQR", "median"), ("mean and 95% bootstrap CI", "mean")]
+STAT_CHOICES = [("median and IQR", "median"), ("mean and 95% bootstrap CI", "mean"),
+                ("IQM and 95% bootstrap CI", "iqm")]
+BANDS = {"median": "IQR", "mean": "95% bootstrap CI", "iqm": "95% bootstrap CI"}
 # (what the selector shows, the Group attribute holding that axis's band, axis label, units)
 AXIS_CHOICES = [("env steps", "by_steps", "env steps", "steps"),
                 ("wall-clock", "by_wall", "training wall time", "s")]
@@ -166,12 +168,14 @@ class CompareWindow(QMainWindow):
         bl.setContentsMargins(0, 0, 0, 0)
         self.title = QLabel("")
         bl.addWidget(self.title)
-        self.table = QTableWidget(0, 0)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        bl.addWidget(self.table, 1)
+        # the group table, the aggregates of the final metric with their intervals, and the probability of
+        # improvement between groups: each the text `Comparison` gives the CLI, as a table
+        self.tabs = QTabWidget()
+        self.table, self.aggregates, self.improvement = (self._new_table() for _ in range(3))
+        for w, name in ((self.table, "groups"), (self.aggregates, "IQM, median, mean with 95% intervals"),
+                        (self.improvement, "probability of improvement")):
+            self.tabs.addTab(w, name)
+        bl.addWidget(self.tabs, 1)
         self.notes = QLabel("")
         self.notes.setWordWrap(True)
         self.notes.setTextInteractionFlags(Qt.TextSelectableByMouse)
@@ -290,8 +294,8 @@ class CompareWindow(QMainWindow):
                 label.setText(name)
         rate = c.metric == "test_win_rate"
         what = "greedy test win rate" if rate else c.metric
-        band = "IQR" if c.stat == "median" else "95% bootstrap CI"
-        self.plot.setTitle(f"{what}: {c.stat} and {band} over seeds", size="10pt")
+        band = BANDS[c.stat]
+        self.plot.setTitle(f"{what}: {'IQM' if c.stat == 'iqm' else c.stat} and {band} over seeds", size="10pt")
         self.plot.setLabel("left", what)
         self.plot.setLabel("bottom", xlabel, units=units)
         self.plot.enableAutoRange(x=True, y=not rate)
@@ -307,22 +311,42 @@ class CompareWindow(QMainWindow):
         self.groups = [GroupItems(self.plot, group_colour(i), n) for i, n in enumerate(names)]
         self._labels = []
 
-    def _show_table(self, c: Comparison) -> None:
-        head, rows, notes = markdown_rows(c.table())
-        self.table.setColumnCount(len(head))
-        self.table.setHorizontalHeaderLabels(head)
-        self.table.setRowCount(len(rows))
+    @staticmethod
+    def _new_table() -> QTableWidget:
+        t = QTableWidget(0, 0)
+        t.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        t.verticalHeader().hide()
+        t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
+        t.horizontalHeader().setStretchLastSection(True)
+        return t
+
+    @staticmethod
+    def _fill(table: QTableWidget, text: str, colour_rows: bool = True) -> list[str]:
+        """The markdown table of `text` into `table`; its other lines returned."""
+        head, rows, notes = markdown_rows(text)
+        table.setColumnCount(len(head))
+        table.setHorizontalHeaderLabels(head)
+        table.setRowCount(len(rows))
         for r, row in enumerate(rows):
-            for k, text in enumerate(row):
-                item = QTableWidgetItem(text)
+            for k, cell in enumerate(row):
+                item = QTableWidgetItem(cell)
                 if k == 0:
-                    item.setForeground(pg.mkColor(group_colour(r)))
+                    if colour_rows:
+                        item.setForeground(pg.mkColor(group_colour(r)))
                 else:
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
-                self.table.setItem(r, k, item)
+                table.setItem(r, k, item)
+        return notes
+
+    def _show_table(self, c: Comparison) -> None:
+        notes = self._fill(self.table, c.table())
         self.title.setText(notes[0] if notes else "")
         self.notes.setText("\n".join(notes[1:]))
+        agg = c.aggregate_table()
+        self._fill(self.aggregates, agg.split("\n\nabsolute")[0])  # the final metric's block
+        self._fill(self.improvement, c.improvement_table())
 
     def copy_table(self) -> None:
         if self.comparison is not None:
-            QGuiApplication.clipboard().setText(self.comparison.table())
+            c = self.comparison
+            QGuiApplication.clipboard().setText("\n\n".join([c.table(), c.aggregate_table(), c.improvement_table()]))
