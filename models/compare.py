@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
+from .config import Config, convert_legacy
 from .errors import WorkbenchError
 
 STATS = ("median", "mean", "iqm")
@@ -253,7 +254,10 @@ def _scan(path: Path, metric: str) -> _Scan:
 def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     d = Path(run_dir)
     try:
-        config = flatten(tomllib.loads((d / "config.toml").read_text()))
+        # a run of an earlier version is read in today's keys: the exact equivalents of its schedule keys, and
+        # the defaults (what it did) for keys added since
+        config = {**flatten(Config().to_dict()),
+                  **flatten(convert_legacy(tomllib.loads((d / "config.toml").read_text()))[0])}
     except FileNotFoundError:
         raise CompareError(f"{d}: no config.toml; expected a run directory") from None
     except tomllib.TOMLDecodeError as e:

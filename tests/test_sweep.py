@@ -404,7 +404,7 @@ def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
     ours = compare_runs([tmp_path / "runs"], at=[500], points=11)
     path = export_marl_eval(ours, tmp_path / "runs.json")
     doc = json.loads(path.read_text())
-    run0 = doc["smac_qmix_workbench"]["?"]["QMIX"]["run_0"]
+    run0 = doc["smac_qmix_workbench"]["2c_vs_64zg"]["QMIX"]["run_0"]  # the default map: the config names none
     assert run0["step_5"]["step_count"] == 500 and len(run0["step_5"]["win_rate"]) == 32
     assert np.mean(run0["step_5"]["win_rate"]) == pytest.approx(0.5)
     back = compare_runs([path], at=[500], points=11)
@@ -431,3 +431,14 @@ def test_the_best_checkpoint_is_judged_by_the_last_evaluation_at_or_before_it(tm
     assert best_checkpoint(run)[1:] == (400, 0.9)
     (run / "checkpoints" / "t0000000400.pt").unlink()
     assert best_checkpoint(run)[1:] == (300, 0.5)
+
+
+def test_compare_draws_the_statistics_figure_and_refuses_a_missing_directory(base_sweep, tmp_path):
+    d, _ = base_sweep
+    png = tmp_path / "stats.png"
+    rc, out, err = _run(["compare", str(d), "--metric", "test_return", "--out-stats", str(png)])
+    assert rc == 0, err
+    assert f"wrote {png}" in out and png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5_000
+    for flag in ("--out", "--out-stats"):
+        rc, out, err = _run(["compare", str(d), flag, str(tmp_path / "nodir" / "c.png")])
+        assert rc == 2 and "nodir/c.png: the directory" in err and "does not exist" in err and "wrote" not in out

@@ -127,16 +127,91 @@ def _emptiest_corner(groups, attr: str, unit_y: bool) -> tuple[int, int]:
     return min(corners, key=lambda c: int(corners[c].sum()))  # ties: the first, top left
 
 
+def check_out_png(out_png) -> Path:
+    """An output PNG's path, refused before any work when its directory does not exist."""
+    out = Path(out_png)
+    if not out.parent.is_dir():
+        raise ValueError(f"{out}: the directory {out.parent} does not exist")
+    return out
+
+
 def _export_png(win, out_png, width: int) -> str:
-    """Lay out the offscreen window once, write it to `out_png` at `width` pixels, and close it."""
+    """Lay out the offscreen window once, write it to `out_png` at `width` pixels, and close it; an error
+    naming the path when no file came of it (a "wrote" is never printed for a file that is not there)."""
     import pyqtgraph as pg
     import pyqtgraph.exporters  # noqa: F401
     from PySide6.QtWidgets import QApplication
 
+    out = check_out_png(out_png)
+    before = out.stat().st_mtime_ns if out.exists() else None
     win.show()
     QApplication.instance().processEvents()
     exp = pg.exporters.ImageExporter(win.scene())
     exp.parameters()["width"] = width
-    exp.export(str(out_png))
+    exp.export(str(out))
     win.close()
-    return str(out_png)
+    if not out.exists() or out.stat().st_size == 0 or out.stat().st_mtime_ns == before:
+        raise OSError(f"{out}: the image could not be written")
+    return str(out)
+
+
+def plot_statistics(comparison, out_png, width=1500, height=480, reps: int = 2000) -> str:
+    """The final metric's run-score distribution (performance profile: the fraction of runs above each
+    threshold, with 95% bands) and the probability of improvement of each pair of groups with its interval."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QApplication
+
+    from models import stats
+
+    check_out_png(out_png)
+    _app = QApplication.instance() or QApplication([])
+    pg.setConfigOptions(antialias=True, background="w", foreground="k")
+    win = pg.GraphicsLayoutWidget()
+    win.resize(width, height)
+    rate = comparison.metric in ("test_win_rate", "won")
+    what = "final greedy win rate" if rate else f"final {comparison.metric}"
+    finals = comparison.finals()
+    everything = np.concatenate([v for v in finals.values() if len(v)] or [np.zeros(1)])
+    taus = np.linspace(0.0, 1.0, 101) if rate else np.linspace(everything.min(), everything.max(), 101)
+    p = win.addPlot(row=0, col=0)
+    p.setTitle(f"performance profile: fraction of runs with {what} > tau (95% bands)")
+    p.setLabel("bottom", "tau")
+    p.setLabel("left", "fraction of runs")
+    p.showGrid(x=True, y=True, alpha=0.3)
+    p.setYRange(0.0, 1.0, padding=0.02)
+    p.addLegend(offset=(-5, 5))
+    for i, (label, x) in enumerate(finals.items()):
+        if not len(x):
+            continue
+        colour = GROUP_COLOURS[i % len(GROUP_COLOURS)]
+        point, lo, hi = stats.profile_bands(x, taus, reps)
+        a = p.plot(taus, lo, pen=pg.mkPen(colour + (90,), width=1))
+        b = p.plot(taus, hi, pen=pg.mkPen(colour + (90,), width=1))
+        p.addItem(pg.FillBetweenItem(a, b, brush=pg.mkBrush(colour + (50,))))
+        p.plot(taus, point, pen=pg.mkPen(colour, width=2), name=f"{i + 1}: {label} ({len(x)} runs)")
+    q = win.addPlot(row=0, col=1)
+    q.setTitle(f"P(X > Y), 95% intervals (X, Y: the profile's numbers)")
+    q.setLabel("bottom", "P(X > Y)")
+    q.showGrid(x=True, alpha=0.3)
+    # groups by their number in the profile's legend: "1 > 2" reads as P(group 1 beats group 2)
+    number = {k: i + 1 for i, k in enumerate(finals)}
+    labels = [k for k, v in finals.items() if len(v)]
+    pairs = [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:]]
+    ticks = []
+    for row, (a, b) in enumerate(pairs):
+        est = stats.improvement(finals[a], finals[b], reps)
+        y = len(pairs) - 1 - row
+        q.plot([est.lo, est.hi], [y, y], pen=pg.mkPen(GROUP_COLOURS[labels.index(a) % len(GROUP_COLOURS)], width=8))
+        q.plot([est.value], [y], pen=None, symbol="o", symbolBrush="k", symbolSize=8)
+        ticks.append((y, f"{number[a]} > {number[b]}"))
+    from PySide6.QtCore import Qt
+
+    q.addLine(x=0.5, pen=pg.mkPen((120, 120, 120), style=Qt.DashLine))
+    q.setXRange(0.0, 1.0, padding=0.02)
+    q.setYRange(-0.7, max(len(pairs) - 0.3, 0.3), padding=0)
+    q.getAxis("left").setTicks([ticks])
+    q.getAxis("left").setWidth(60)
+    win.ci.layout.setColumnStretchFactor(0, 3)
+    win.ci.layout.setColumnStretchFactor(1, 2)
+    return _export_png(win, out_png, width)

@@ -52,6 +52,9 @@ def add_parsers(sub) -> dict:
                    help="env steps to tabulate the metric at, e.g. 500000,1000000 (default: a quarter, half "
                         "and all of the shortest run)")
     c.add_argument("--out", default=None, metavar="FIG.png", help="also draw the curves to this PNG")
+    c.add_argument("--out-stats", default=None, metavar="FIG.png",
+                   help="also draw the final metric's performance profile and the probability of improvement "
+                        "between groups, with their 95%% intervals, to this PNG")
     c.add_argument("--export-marl-eval", default=None, metavar="FILE.json",
                    help="also write the runs in marl-eval's JSON layout (a .json given among the paths is such a "
                         "file, imported and drawn beside the runs)")
@@ -125,6 +128,11 @@ def compare_command(args) -> int:
         except ValueError:
             raise CompareError(f"--at {args.at!r}: expected env steps separated by commas, e.g. "
                                f"500000,1000000") from None
+    from workbench.plot import check_out_png
+
+    for out in (args.out, args.out_stats):  # before any work: a figure that cannot be written is refused now
+        if out:
+            check_out_png(out)
     c = compare_runs(args.paths, metric=args.metric, stat=args.stat, at=at)
     print(c.table())
     print()
@@ -142,4 +150,8 @@ def compare_command(args) -> int:
         from workbench.plot import plot_compare
 
         print(f"wrote {plot_compare(c, args.out)}")
+    if args.out_stats:
+        from workbench.plot import plot_statistics
+
+        print(f"wrote {plot_statistics(c, args.out_stats)}")
     return 0
