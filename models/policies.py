@@ -335,16 +335,23 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def ship_policy(checkpoint, name: str, episodes: int = 200, seed: int = 12345, out_dir: str | Path | None = None,
-                command: str | None = None, device="cpu", log=None) -> Card:
+                command: str | None = None, device="cpu", log=None, force: bool = False) -> Card:
     """Turn a checkpoint (file or run directory) into the shipped policy `name`: evaluate its networks greedily over
-    `episodes` episodes from `seed`, then write `name.npz` and `name.json` into `out_dir` (default: `policies_dir()`),
-    each atomically. Shipping under an existing name replaces that policy."""
+    `episodes` episodes from `seed`, then write `name.npz` and `name.json` into `out_dir` (default:
+    `$QMIX_WORKBENCH_POLICIES`; the installed package's own directory only when named), each atomically.
+    An existing policy of that name is replaced only with `force`."""
     from .evaluate import evaluate_policy, load_policy
     from .learner_host import actor_weights
     from .recording import run_dir_of_checkpoint
 
     check_name(name)
+    if out_dir is None and not os.environ.get(ENV_DIR):
+        raise PolicyError(f"ship-policy writes into --out DIR (or ${ENV_DIR}); the package's own policies "
+                          f"({policies_dir()}) are replaced only when named with --out")
     out = policies_dir(out_dir)
+    if (out / f"{name}.json").exists() or (out / f"{name}.npz").exists():
+        if not force:
+            raise PolicyError(f"policy {name!r} exists in {out}; add --force to replace it, or choose another --name")
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
     if meta.get("policy"):
         raise PolicyError(f"{checkpoint} is already a shipped policy ({meta['policy']}); ship from its checkpoint")

@@ -186,8 +186,11 @@ def run_dir_of_checkpoint(meta: dict) -> Path | None:
     return p.parent.parent if p.parent.name == "checkpoints" else None
 
 
-def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, device="cpu", log=print) -> list[Path]:
-    """Play `episodes` greedy episodes of a checkpoint, one battle at a time, and write each to a file."""
+def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, device="cpu", log=print,
+                    force: bool = False) -> list[Path]:
+    """Play `episodes` greedy episodes of a checkpoint, one battle at a time, and write each to a file named by its
+    source, seed and index (`qmix_s7_00000.npz`, `t0000200000_s7_00000.npz`): recordings of another policy or
+    seed never replace these, and existing files of the same ones are refused unless `force`."""
     from .config import check_seed
     from .envs import make_env_for
     from .evaluate import load_policy
@@ -200,7 +203,14 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
     if meta.get("fallback"):
         log(meta["fallback"])
-    out = Path(out_dir) if out_dir else (run_dir_of_checkpoint(meta) or Path(".")) / "episodes"
+    out = Path(out_dir) if out_dir else (run_dir_of_checkpoint(meta) or Path("runs")) / "episodes"
+    # what played: a shipped policy's name, else the checkpoint's file name without .pt (latest, t0000200000)
+    source = meta.get("policy") or Path(meta.get("path", "checkpoint")).stem
+    names = [out / f"{source}_s{seed}_{i:05d}.npz" for i in range(episodes)]
+    there = [p for p in names if p.exists()]
+    if there and not force:
+        raise ValueError(f"{there[0]} exists ({len(there)} of the {episodes} files would be replaced); add --force "
+                         f"to replace them, or choose another --out or --seed")
     env = make_env_for(cfg, 1, seed, autoreset=False)
     if not hasattr(env, "world"):
         raise ValueError(f"{cfg.env.map_name} is a matrix game: its one-step episodes have no battle to record")
@@ -216,7 +226,7 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
         hdr = episode_header(cfg, "record", checkpoint=ref, t_env=meta["t_env"], epsilon=0.0,
                              seed=seed, episode_index=i, algorithm=meta["algorithm"], dims=dims)
         ep = runner.recorder.finish(probe, hdr)
-        path = ep.save(out / f"record_s{seed}_{i:05d}.npz")
+        path = ep.save(names[i])
         paths.append(path)
         log(f"{path}: {'won' if b.won[0] else 'lost'} in {int(b.length[0])} steps, return "
             f"{float(b.episode_return[0]):.2f}, {int(b.dead_enemies[0])} enemies killed")

@@ -132,3 +132,34 @@ def repair_metrics(path: Path, t_env: int, columns: list[str], log) -> None:
     if later:
         log(f"metrics.csv: dropped {later} row(s) written after the checkpoint (t_env > {t_env:,}); the resumed run "
             f"writes them again")
+
+
+LOCK_FILE = ".lock"
+
+
+class DirLock:
+    """An exclusive lock on a directory (`.lock` in it, flock'ed) held while a process writes there: a second
+    training of the same run directory, or a second sweep into the same sweep directory, is refused with the
+    holder's pid. The operating system releases it when the holder exits, however it exits (no stale locks)."""
+
+    def __init__(self, d: Path, what: str):
+        import fcntl
+
+        self.path = Path(d) / LOCK_FILE
+        self._f = open(self.path, "a+")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._f.seek(0)
+            holder = self._f.read().strip() or "another process"
+            self._f.close()
+            raise RunDirError(f"{what} {d} is in use by {holder}; wait for it to end (or stop it) "
+                              f"before starting another in the same directory") from None
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(f"pid {os.getpid()}")
+        self._f.flush()
+
+    def release(self) -> None:
+        if not self._f.closed:
+            self._f.close()

@@ -35,6 +35,7 @@ import tomli_w
 
 from .config import Config, ConfigError, check_seed, load_config, parse_override
 from .errors import WorkbenchError
+from .rundir import LOCK_FILE, DirLock
 
 SWEEP_FILE = "sweep.toml"
 FORMAT = "qmix-workbench-sweep/1"
@@ -499,9 +500,10 @@ class Progress:
 
 # ---- the sweep ----------------------------------------------------------------------------------------
 
-def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> Path:
-    """Create the sweep directory and write sweep.toml; refuse one that holds a different sweep, but let one
-    grow by seeds (the same presets, grid and overrides with more seeds), so 3 seeds become 5 without a rerun."""
+def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> tuple[Path, DirLock]:
+    """Create the sweep directory, lock it and write sweep.toml; refuse one that holds a different sweep, but let
+    one grow by seeds (the same presets, grid and overrides with more seeds), so 3 seeds become 5 without a rerun.
+    The caller releases the lock when the sweep ends."""
     d = Path(sweep_dir).expanduser().resolve()
     if d.exists() and not d.is_dir():
         raise SweepError(f"--out {d}: exists and is not a directory")
@@ -517,14 +519,19 @@ def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> Path:
             raise SweepError(f"{d} holds a different sweep ({'; '.join(diffs)}){more}; resume it with "
                              f"`qmix-workbench sweep --resume {d}` or choose another --out")
         spec.created = old.created
-    elif d.is_dir() and any(d.iterdir()):
+    elif d.is_dir() and any(p.name != LOCK_FILE for p in d.iterdir()):
         raise SweepError(f"--out {d}: not empty and has no {SWEEP_FILE}; expected a new or empty directory, or "
                          f"a sweep directory to resume")
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / (SWEEP_FILE + ".tmp")
-    tmp.write_text(spec.to_toml())
-    tmp.replace(d / SWEEP_FILE)
-    return d
+    lock = DirLock(d, "sweep directory")  # held until the sweep ends: a second one here is refused
+    try:
+        tmp = d / (SWEEP_FILE + ".tmp")
+        tmp.write_text(spec.to_toml())
+        tmp.replace(d / SWEEP_FILE)
+    except BaseException:
+        lock.release()
+        raise
+    return d, lock
 
 
 def jobs_for(spec: SweepSpec, sweep_dir: Path) -> list[TrialJob]:
@@ -543,7 +550,14 @@ def run_sweep(spec: SweepSpec, sweep_dir: str | Path, log: Callable[[str], None]
     """Run every unfinished trial of `spec` under `sweep_dir` with its backend; finished ones are skipped."""
     if spec.backend == "ray":
         _import_ray()  # before anything is written: without Ray this is the one line the user sees
-    d = prepare_sweep(spec, sweep_dir)
+    d, lock = prepare_sweep(spec, sweep_dir)
+    try:
+        return _run_sweep(spec, d, log)
+    finally:
+        lock.release()
+
+
+def _run_sweep(spec: SweepSpec, d: Path, log: Callable[[str], None]) -> SweepResult:
     jobs = jobs_for(spec, d)
     done = [j for j in jobs if is_finished(Path(j.run_dir))]
     todo = [j for j in jobs if not is_finished(Path(j.run_dir))]
@@ -576,10 +590,16 @@ def _pool_init(stop, parent: int) -> None:
 
     global _STOP, _PARENT
     _STOP, _PARENT = stop, parent
-    # Ctrl-C reaches every process of the terminal's group: an idle worker ignores it (no traceback, no
-    # broken pool), a training one stops after its round and saves (train installs its own handler), and
-    # a learner process spawned from here inherits the ignoring, so it outlives that save
+    # A terminal's Ctrl-C and a scheduler's SIGTERM (`timeout`, Slurm) go to the sweep's whole process group: a
+    # worker killed by one breaks the pool. Workers leave that group; the sweep's own process takes the signal
+    # and sets `stop`, which training workers see after their round (they save), and idle ones before a trial.
+    # Ignoring both covers the moment before this line runs, and a learner process inherits the ignoring.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
 
 
 def _pool_stop() -> bool:
@@ -636,7 +656,11 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
         try:
             while pending:
                 try:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
+                    if not finished and getattr(ex, "_broken", False):
+                        # a worker died while futures were cancelled: on Python 3.11 the pool's own thread then
+                        # fails and would leave the rest pending for ever; what is left is ended here
+                        finished, pending = set(pending), set()
                 except KeyboardInterrupt:
                     if interrupted:
                         raise
@@ -649,8 +673,11 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
                     continue
                 for f in finished:
                     job = futures[f]
-                    if f.cancelled():
+                    if f.cancelled() or (not f.done() and interrupted):
                         r = TrialResult(job.name, "not started")
+                    elif not f.done():
+                        r = TrialResult(job.name, "failed", error="its worker process died (killed, or out of "
+                                                                  f"memory?); see {job.log_path}")
                     else:
                         try:
                             r = f.result()
@@ -665,7 +692,7 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
         except KeyboardInterrupt:
             ex.shutdown(wait=False, cancel_futures=True)
             raise
-    ex.shutdown(wait=True)
+    ex.shutdown(wait=not getattr(ex, "_broken", False))
     return results, interrupted
 
 

@@ -177,19 +177,24 @@ class Trainer:
                             "hypernet_embed": cfg.algo.hypernet_embed}
         if ckpt is not None:  # before a learner process exists: a checkpoint that does not fit leaks nothing
             self._check_resume_fits(ckpt[0])
+        self.run_dir = rundir.prepare(run_dir)
+        self._lock = rundir.DirLock(self.run_dir, "run directory")  # one training per run directory
         if clear_first and rundir.holds_run(run_dir):
             rundir.clear(run_dir)
-        self.run_dir = rundir.prepare(run_dir)
-        # the actors' networks; with an inline learner they are also the ones it trains
-        self.agent, self.mixer = build_networks(cfg, dims, self.device)
-        if R.learner_process:
-            self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer, threads=R.threads or 1)
-        else:
-            self.host = InlineLearner(cfg, dims, self.device, self.agent, self.mixer)
+            rundir.prepare(run_dir)
+        self.host = None
         try:
+            # the actors' networks; with an inline learner they are also the ones it trains
+            self.agent, self.mixer = build_networks(cfg, dims, self.device)
+            if R.learner_process:
+                self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer, threads=R.threads or 1)
+            else:
+                self.host = InlineLearner(cfg, dims, self.device, self.agent, self.mixer)
             self._open(ckpt, dims)
         except BaseException:
-            self.host.close()
+            if self.host is not None:
+                self.host.close()
+            self._lock.release()
             raise
 
     def _open(self, ckpt, dims) -> None:
@@ -480,6 +485,7 @@ class Trainer:
         self.host.close()
         self._csv_file.close()
         self.tb.close()
+        self._lock.release()
 
 
 class GracefulStop:

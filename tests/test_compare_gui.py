@@ -23,10 +23,11 @@ def sweep_dir(tmp_path_factory):
     try:
         spec = plan_sweep(["qmix_twostep", "vdn_twostep"], [0, 1], final_episodes=0,
                           fixed=["run.t_max=600", "run.test_interval=128", "run.test_episodes=4"])
-        d = prepare_sweep(spec, tmp_path_factory.mktemp("cmp") / "sw")
+        d, lock = prepare_sweep(spec, tmp_path_factory.mktemp("cmp") / "sw")
         for job in jobs_for(spec, d):
             r = run_trial(job)
             assert r.status == "done", r
+        lock.release()
     finally:
         torch.set_num_threads(threads)
     return d

@@ -525,3 +525,24 @@ def test_the_window_never_blocks_on_half_a_message_from_a_dead_trainer():
     assert out, "poll() blocked on a half-written message"
     msgs, snap, code = out[0]
     assert msgs == [] and snap is None and code == -signal.SIGKILL
+
+
+def test_a_run_directory_and_a_sweep_directory_take_one_writer_at_a_time(tmp_path):
+    """Two trainings of one run directory (or two sweeps into one directory) would interleave their rows: the
+    second is refused while the first holds the directory, and the directory is free again once it ends."""
+    from models.errors import RunDirError
+    from models.sweep import plan_sweep, prepare_sweep
+
+    cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false"])
+    first = Trainer(cfg, run_dir=tmp_path / "run", log=lambda *a: None)
+    with pytest.raises(RunDirError, match=r"run directory .*run is in use by pid \d+"):
+        Trainer(cfg, run_dir=tmp_path / "run", overwrite=True, log=lambda *a: None)
+    assert (tmp_path / "run" / "config.toml").exists()  # the refused --overwrite cleared nothing
+    first.close()
+    Trainer(cfg, run_dir=tmp_path / "run", overwrite=True, log=lambda *a: None).close()
+    spec = plan_sweep(["qmix_twostep"], [0], fixed=["run.t_max=100"])
+    d, lock = prepare_sweep(spec, tmp_path / "sw")
+    rc = subprocess.run([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0",
+                         "--set", "run.t_max=100", "--out", str(d)], capture_output=True, text=True, timeout=120)
+    assert rc.returncode == 2 and "sweep directory" in rc.stderr and "is in use by pid" in rc.stderr
+    lock.release()

@@ -222,7 +222,17 @@ def test_cli_ships_lists_and_evaluates_by_name(tiny_run, tmp_path, monkeypatch, 
     assert main(["eval", str(tiny_run), "--policy", "cli"]) == 2
     assert "not both" in capsys.readouterr().err
     assert main(["record", "--policy", "cli", "--out", str(tmp_path / "eps")]) == 0
-    assert len(list((tmp_path / "eps").glob("*.npz"))) == 1
+    assert [p.name for p in (tmp_path / "eps").glob("*.npz")] == ["cli_s0_00000.npz"]
+    # an existing name is replaced only with --force; without $QMIX_WORKBENCH_POLICIES or --out, nothing is
+    # written into the installed package
+    before = (d / "cli.json").read_bytes()
+    assert main(["ship-policy", str(tiny_run), "--name", "cli", "--episodes", "2"]) == 2
+    assert "policy 'cli' exists" in capsys.readouterr().err and (d / "cli.json").read_bytes() == before
+    assert main(["ship-policy", str(tiny_run), "--name", "cli", "--episodes", "2", "--force"]) == 0
+    monkeypatch.delenv(ENV_DIR)
+    assert main(["ship-policy", str(tiny_run), "--name", "pkg", "--episodes", "2"]) == 2
+    assert "writes into --out DIR" in capsys.readouterr().err
+    assert not (policies.policies_dir() / "pkg.json").exists()
 
 
 def test_cli_errors_name_the_policy(tmp_path, monkeypatch, capsys, shipped):

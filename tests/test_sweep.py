@@ -442,3 +442,32 @@ def test_compare_draws_the_statistics_figure_and_refuses_a_missing_directory(bas
     for flag in ("--out", "--out-stats"):
         rc, out, err = _run(["compare", str(d), flag, str(tmp_path / "nodir" / "c.png")])
         assert rc == 2 and "nodir/c.png: the directory" in err and "does not exist" in err and "wrote" not in out
+
+
+def test_sigterm_to_the_sweeps_process_group_stops_it_gracefully(tmp_path):
+    """`timeout` and job schedulers signal the whole process group: the runs in progress save and stay
+    resumable, queued ones stay queued, and the sweep exits within seconds (it used to hang)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-40",
+                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "2", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(out.glob("*/metrics.csv"))) < 2:
+            time.sleep(0.5)
+        time.sleep(2)  # both runs training
+        os.killpg(p.pid, signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, stdout + stderr  # interrupted: resume it
+    assert stdout.count(": stopped") == 2 and "failed" not in stdout, stdout
+    assert "sweep --resume" in stderr
+    assert len(list(out.glob("*/checkpoints/latest.pt"))) == 2  # the two runs saved where they stopped

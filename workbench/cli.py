@@ -37,11 +37,13 @@ def main(argv=None) -> int:
     sp.add_argument("--seed", type=int, default=12345, help="the evaluation's seed")
     sp.add_argument("--trained-with", default=None, metavar="COMMAND",
                     help="the command that trained the checkpoint (goes on the card before the ship-policy command)")
-    sp.add_argument("--out", default=None, help="directory (default: the package's assets/policies/, or "
-                                                "$QMIX_WORKBENCH_POLICIES)")
+    sp.add_argument("--out", default=None, help="directory (default: $QMIX_WORKBENCH_POLICIES; the package's own "
+                                                "assets/policies/ only when named)")
+    sp.add_argument("--force", action="store_true", help="replace an existing policy of that name")
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
     pl.add_argument("run_dir")
     pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
+    pl.add_argument("--force", action="store_true", help="replace an existing PNG")
     tb = sub.add_parser("tables", help="print a matrix-game checkpoint's learned Qtot tables beside the true payoffs; "
                                        "for a sweep or several runs, their mean +- sd over seeds")
     tb.add_argument("checkpoint", nargs="+", help="checkpoint file or run directory; or a sweep directory, or several runs")
@@ -53,12 +55,15 @@ def main(argv=None) -> int:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="frame.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
+    r.add_argument("--force", action="store_true", help="replace an existing PNG")
     rc = sub.add_parser("record", help="play greedy episodes of a checkpoint and write each to an episode file")
     rc.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
     rc.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint")
     rc.add_argument("--episodes", type=int, default=1)
-    rc.add_argument("--out", default=None, help="directory for the files (default: the run directory's episodes/)")
+    rc.add_argument("--out", default=None, help="directory for the files (default: the run directory's episodes/, "
+                                                "or runs/episodes/ for a shipped policy)")
     rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--force", action="store_true", help="replace existing files of the same source, seed and index")
     rp = sub.add_parser("replay", help="open an episode file in the app's Replay mode")
     rp.add_argument("file", help="episode file (.npz)")
     fk = sub.add_parser("fork", help="what if an agent had acted otherwise at a step? N continuations each way")
@@ -69,6 +74,7 @@ def main(argv=None) -> int:
     fk.add_argument("--episodes", type=int, default=20, help="continuations per arm (default 20)")
     fk.add_argument("--seed", type=int, default=0, help="draws the continuations' random streams")
     fk.add_argument("--out", default=None, help="also write the fork's first continuation as an episode file")
+    fk.add_argument("--force", action="store_true", help="replace an existing --out file (never the input)")
     ex = sub.add_parser("export", help="draw an episode file to a GIF or MP4 (headless)")
     ex.add_argument("file", help="episode file (.npz)")
     fmt = ex.add_mutually_exclusive_group(required=True)
@@ -77,6 +83,7 @@ def main(argv=None) -> int:
     ex.add_argument("--panels", default="arena", help="comma-separated: arena, qvalues, qtot, joint, mixer "
                                                        "(default: arena)")
     ex.add_argument("--fps", type=float, default=8.0)
+    ex.add_argument("--force", action="store_true", help="replace an existing output file (never the input)")
     from workbench.sweep_cli import add_parsers as _add_sweep_parsers
 
     sweep_commands = _add_sweep_parsers(sub)  # sweep, compare
@@ -290,7 +297,7 @@ def _eval(args) -> int:
 def _record(args) -> int:
     from models.recording import record_episodes
 
-    record_episodes(_policy_source(args), args.episodes, args.out, args.seed, log=print)
+    record_episodes(_policy_source(args), args.episodes, args.out, args.seed, log=print, force=args.force)
     return 0
 
 
@@ -326,7 +333,7 @@ def _ship_policy(args) -> int:
         command = f"{args.trained_with}\n{command}"
     print(f"evaluating {args.checkpoint} over {args.episodes} greedy episodes ...", file=sys.stderr)
     card = ship_policy(args.checkpoint, args.name, args.episodes, args.seed, out_dir=args.out, command=command,
-                       log=lambda m: print(m, file=sys.stderr))
+                       log=lambda m: print(m, file=sys.stderr), force=args.force)
     print(f"wrote {card.weights} ({card.weights.stat().st_size:,} bytes) and {card.path.name}")
     print(card.summary() + f", mean return {card.mean_return:.2f}, mean enemies killed {card.dead_enemies:.1f}")
     return 0
@@ -351,6 +358,8 @@ def _fork(args) -> int:
             action = int(action)
         except ValueError:
             raise ValueError(f'--action: expected an action index or "greedy", got {args.action!r}') from None
+    if args.out:
+        check_output(args.out, [args.file], args.force)
     ep = load_episode(args.file)
     r = fork(ep, args.step, args.agent, action, episodes=args.episodes, seed=args.seed)
     print(r.table())
@@ -363,6 +372,7 @@ def _export(args) -> int:
     from workbench.export import export_episode
 
     out, fmt = (args.gif, "gif") if args.gif else (args.mp4, "mp4")
+    check_output(out, [args.file], args.force, flag=f"--{fmt}")
     panels = [p.strip() for p in args.panels.split(",") if p.strip()]
     path, frames = export_episode(args.file, out, fmt=fmt, panels=panels, fps=args.fps)
     print(f"wrote {path} ({frames} frames)")
@@ -398,6 +408,7 @@ def _plot(args) -> int:
     from workbench.plot import plot_run
 
     out = args.out or os.path.join(args.run_dir, "curves.png")
+    check_output(out, [], args.force)
     print(f"wrote {plot_run(args.run_dir, out)}")
     return 0
 
@@ -408,6 +419,7 @@ def _render(args) -> int:
     from sims import VecEnv
     from sims.render import Renderer
 
+    check_output(args.out, [], args.force)
     env = VecEnv(args.map, 1, seed=args.seed, heuristic_ai=args.policy == "heuristic")
     rec = env.reset()
     rng = np.random.default_rng(args.seed)
@@ -422,3 +434,20 @@ def _render(args) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def check_output(out, inputs=(), force: bool = False, flag: str = "--out"):
+    """An output path a command may write: never one of its inputs (not even with --force), in a directory that
+    exists, and not an existing file unless `force`. Checked before any work is done."""
+    from pathlib import Path
+
+    p = Path(out).expanduser()
+    for i in inputs:
+        if Path(i).exists() and p.exists() and p.resolve() == Path(i).resolve():
+            raise ValueError(f"{flag} {out}: that is the input {i}; an output never replaces an input, choose "
+                             f"another path")
+    if not p.parent.is_dir():
+        raise ValueError(f"{flag} {out}: the directory {p.parent} does not exist")
+    if p.exists() and not force:
+        raise ValueError(f"{flag} {out}: exists; add --force to replace it")
+    return p
