@@ -5,6 +5,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+# the window remembers its layout between launches: the tests' windows must neither read nor write a person's
+import tempfile  # noqa: E402
+
+os.environ.setdefault("QMIX_WORKBENCH_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="qmix-settings-"), "w.ini"))
 
 import pytest  # noqa: E402
 

@@ -14,8 +14,9 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QFont, QKeySequence  # noqa: E402
 from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, QLabel, QMainWindow,  # noqa: E402
-                               QPlainTextEdit, QVBoxLayout, QWidget)
+                               QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
 
+from . import layout  # noqa: E402
 from .client import TrainerClient  # noqa: E402
 from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, JointPanel, MixerPanel, QtotPanel,  # noqa: E402
                      QValuesPanel, TimelinePanel)
@@ -61,7 +62,6 @@ class MainWindow(QMainWindow):
         from sims import list_matrix_games, list_scenarios
 
         self.setWindowTitle("QMIX Workbench")
-        self.resize(1800, 1120)
         self.runs_dir = runs_dir
         self.state = WorkbenchState()
         self.client = TrainerClient()
@@ -88,7 +88,11 @@ class MainWindow(QMainWindow):
         self.log_view.setReadOnly(True)
         self.log_view.setFont(QFont("Monospace", 9))
         self.docks = {}
-        for name, w, area in (("Controls", self.controls, Qt.LeftDockWidgetArea),
+        controls_scroll = QScrollArea()  # the controls are taller than a laptop's screen allows them
+        controls_scroll.setWidget(self.controls)
+        controls_scroll.setWidgetResizable(True)
+        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        for name, w, area in (("Controls", controls_scroll, Qt.LeftDockWidgetArea),
                               ("Messages", self.log_view, Qt.LeftDockWidgetArea),
                               ("Agent Q-values", self.qvalues, Qt.BottomDockWidgetArea),
                               ("Training curves", self.curves, Qt.BottomDockWidgetArea),
@@ -106,12 +110,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["Training curves"], self.docks["Fork"])
         self.docks["Training curves"].raise_()
         self.docks["Fork"].hide()  # until the first fork
-        self.qvalues.setMinimumHeight(300)
-        self.curves.setMinimumSize(560, 300)
-        self.joint.setMinimumSize(440, 300)
-        self.mixer.setMinimumHeight(300)
-        self.qtot.setMinimumHeight(240)
-        self.controls.setMinimumWidth(280)
+        layout.arrange(self, self.docks)
         self.status = QLabel()
         self.statusBar().addPermanentWidget(self.status, 1)
 
@@ -145,6 +144,9 @@ class MainWindow(QMainWindow):
         self.fork_result = None
         self.compare_window = None  # made on first use of File > Compare runs...
         self._build_menu()
+        layout.add_view_menu(self, self.docks)
+        if not layout.restore(self):  # the last launch's layout, or one fitted to this screen
+            layout.fit_to_screen(self, self.docks)
         self.setAcceptDrops(True)
 
         self.tick_times: deque = deque(maxlen=600)
@@ -755,6 +757,7 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event):
         self.timer.stop()
+        layout.save(self)
         self.hide()
         # the trainer saves a checkpoint with the replay buffer before it exits (a few seconds for a full
         # 2c buffer); a kill during that save would still leave the previous checkpoint intact
@@ -766,7 +769,12 @@ def run_app(argv=None, episode=None, watch=None, start_policy: str | None = DEFA
     """The window, watching the shipped policy `start_policy`; with `episode` (a file), in Replay mode on it
     (`qmix-workbench replay FILE`); with `watch` (a checkpoint, run directory or policy .npz), watching that
     (`qmix-workbench watch`)."""
-    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    app = QApplication.instance()
+    if app is None:
+        from .syslibs import check_qt_platform
+
+        check_qt_platform()  # a missing X11 library is one line naming the packages, not Qt's abort
+        app = QApplication(sys.argv if argv is None else argv)
     w = MainWindow(start_policy=None if episode is not None or watch is not None else start_policy)
     w.show()
     if episode is not None:

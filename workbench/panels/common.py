@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", useOpenGL=False)
@@ -70,8 +71,33 @@ class StableLevels:
         return self.lo, self.hi
 
 
+def set_title(plot: pg.PlotItem, title: str, size: str = "10pt") -> None:
+    """A plot's title that never widens its panel: on a narrow screen a long title is cut, the plot is not."""
+    relax(plot.titleLabel)
+    plot.setTitle(title, size=size)
+
+
+def relax(label):
+    """A pyqtgraph label whose text width no longer sets its layout's minimum width (pyqtgraph makes a label's
+    text width its minimum on every setText, which on a laptop's narrow dock crops the whole panel)."""
+    if getattr(label, "_relaxed", False):
+        return label
+    original = label.updateMin
+
+    def update_min():
+        original()
+        h = label._sizeHint.get(Qt.MinimumSize, (0, 0))[1]  # pyqtgraph's own size hints (no public setter)
+        label._sizeHint[Qt.MinimumSize] = (0, h)
+        label.setMinimumWidth(0)
+        label.updateGeometry()
+    label.updateMin = update_min
+    label._relaxed = True
+    update_min()
+    return label
+
+
 def label_plot(plot: pg.PlotItem, title: str, left: str, bottom: str, left_units: str | None = None) -> None:
-    plot.setTitle(title, size="10pt")
+    set_title(plot, title)
     plot.setLabel("left", left, units=left_units)
     plot.setLabel("bottom", bottom)
     plot.showGrid(x=True, y=True, alpha=0.2)

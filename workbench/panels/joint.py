@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import StableLevels, label_plot, set_image_levels
+from .common import StableLevels, label_plot, relax, set_image_levels
 
 
 class JointPanel(pg.GraphicsLayoutWidget):
@@ -65,7 +65,7 @@ class JointPanel(pg.GraphicsLayoutWidget):
 
     def show_message(self, text: str) -> None:
         self.clear()
-        self.addLabel(text, row=0, col=0)
+        relax(self.addLabel(text, row=0, col=0))
         self.mode = ("message", text)
 
     def show_probe(self, snap: dict, matrix_game: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import (LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, set_image_levels,
+from .common import (LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels,
                      set_view_range, set_y_range)
 
 
@@ -39,11 +39,12 @@ class MixerPanel(pg.GraphicsLayoutWidget):
                 self.imgs[key] = (img, bar, p)
                 row += 1
             self.v_label = self.addLabel("V(s) = ", row=row, col=0)
+            relax(self.v_label)
             row += 1
         else:
             text = ("VDN: Qtot = sum of Qi — no hypernetwork; every agent's credit is 1." if mixer == "vdn"
                     else "IQL: no mixer — each agent learns its own Q from the team reward.")
-            self.addLabel(text, row=row, col=0)
+            relax(self.addLabel(text, row=row, col=0))
             row += 1
         self.credit_plot = self.addPlot(row=row, col=0)
         label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")

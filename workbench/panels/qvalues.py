@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from ..state import action_names
-from .common import StableLevels, label_plot, set_view_range
+from .common import StableLevels, label_plot, set_title, set_view_range
 
 AVAIL = (80, 150, 230)
 SELECTED = (110, 190, 255)
@@ -98,4 +98,4 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
                      f"<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable")
             if self._titles.get(i) != title:
                 self._titles[i] = title
-                self.plots[i].setTitle(title, size="10pt")
+                set_title(self.plots[i], title)
