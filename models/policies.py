@@ -83,6 +83,7 @@ class Card:
     def to_json(self) -> str:
         d = {"format": FORMAT, **asdict(self)}
         d.pop("path")
+        d["card_digest"] = card_digest(d)
         return json.dumps(d, indent=2, sort_keys=False) + "\n"
 
     def curve_series(self) -> dict:
@@ -125,11 +126,18 @@ def policies_dir(directory: str | Path | None = None) -> Path:
     return Path(assets.__file__).resolve().parent / "policies"
 
 
-def list_policies(directory: str | Path | None = None) -> list[Card]:
-    """Every shipped policy's card, QMIX first, then by name. A malformed card is an error naming its file
-    (shipped data that is wrong is a packaging bug, not something to skip quietly)."""
+def list_policies(directory: str | Path | None = None, unreadable: list | None = None) -> list[Card]:
+    """Every readable shipped policy's card, QMIX first, then by name. A card that cannot be read (malformed, or
+    changed after it was written) is left out and, with `unreadable`, reported there as (file, reason): one bad
+    card does not hide the others."""
     d = policies_dir(directory)
-    cards = [read_card(p) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+    cards = []
+    for p in sorted(d.glob("*.json")) if d.is_dir() else []:
+        try:
+            cards.append(read_card(p))
+        except PolicyError as e:
+            if unreadable is not None:
+                unreadable.append((p, str(e)))
     return sorted(cards, key=lambda c: (c.algorithm != "QMIX", c.name))
 
 
@@ -180,12 +188,22 @@ def read_card(path: str | Path) -> Card:
     if not isinstance(curves, dict) or not all(isinstance(v, list) and len(v) == 2 and len(v[0]) == len(v[1])
                                                for v in curves.values()):
         raise PolicyError(f"the policy card {path}: 'curves' must map \"kind/column\" to [[t_env...], [value...]]")
+    # cards from before the card digest have none; a card that has one must match it
+    if "card_digest" in d and d["card_digest"] != card_digest(d):
+        raise PolicyError(f"the policy card {path} was changed after it was written (its card digest does not match "
+                          f"its fields); ship the policy again rather than editing its card")
     fields = {k: d[k] for k in types}
     return Card(preset=d.get("preset"), path=path, curves=curves, **fields)
 
 
 def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def card_digest(d: dict) -> str:
+    """SHA-256 of a card's fields (all but this digest), canonically: an edited win rate or map is caught."""
+    body = {k: v for k, v in d.items() if k != "card_digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def load_weights(card: Card) -> dict[str, dict[str, np.ndarray]]:

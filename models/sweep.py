@@ -95,7 +95,9 @@ class SweepSpec:
 
     def identity(self) -> dict:
         """What makes two sweeps the same sweep (how many workers or threads, or the backend, do not)."""
-        return {"presets": self.presets, "seeds": self.seeds, "grid": self.grid, "set": self.fixed}
+        # --set values in another order are the same sweep (a key given twice keeps its order: the last wins)
+        fixed = sorted(self.fixed, key=lambda o: parse_override(o)[0])
+        return {"presets": self.presets, "seeds": self.seeds, "grid": self.grid, "set": fixed}
 
     def to_toml(self) -> str:
         created = self.created or _dt.datetime.now().isoformat(timespec="seconds")

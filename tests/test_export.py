@@ -100,9 +100,13 @@ def test_bad_requests_are_one_clear_error(episode_path, tmp_path, capsys):
     missing = tmp_path / "nowhere"
     with pytest.raises(ExportError, match=f"output directory '{missing}' does not exist"):
         export_episode(episode_path, missing / "x.gif")
-    for fps in (0, -1, 61, float("nan"), "fast"):
-        with pytest.raises(ExportError, match=r"fps: expected a number in \(0, 60\]"):
+    for fps in (0, -1, 0.001, 51, float("nan"), "fast"):  # 0.001 overflowed GIF's frame delay; > 50 plays at 10
+        with pytest.raises(ExportError, match=r"fps: expected a number in \[0.1, 50\] for GIF"):
             export_episode(episode_path, tmp_path / "x.gif", fps=fps)
+    with pytest.raises(ExportError, match=r"fps: expected a number in \[0.1, 60\] for MP4"):
+        export_episode(episode_path, tmp_path / "x.mp4", fmt="mp4", fps=61)
+    with pytest.raises(ExportError, match=r"x.gif: a MP4 goes in a .mp4 file \(got .gif\)"):
+        export_episode(episode_path, tmp_path / "x.gif", fmt="mp4")
     with pytest.raises(ExportError, match="format 'webm'"):
         export_episode(episode_path, tmp_path / "x.webm", fmt="webm")
     with pytest.raises(ExportError, match="is a directory"):

@@ -546,3 +546,21 @@ def test_a_run_directory_and_a_sweep_directory_take_one_writer_at_a_time(tmp_pat
                          "--set", "run.t_max=100", "--out", str(d)], capture_output=True, text=True, timeout=120)
     assert rc.returncode == 2 and "sweep directory" in rc.stderr and "is in use by pid" in rc.stderr
     lock.release()
+
+
+def test_tables_says_which_checkpoint_it_loaded_when_latest_is_corrupted(tmp_path, capsys):
+    """Every command that loads a run directory's checkpoint says what it loaded and why (it printed another
+    checkpoint's tables without a word)."""
+    from workbench.cli import main
+
+    cfg = load_config("qmix_twostep", ["run.t_max=400", "run.save_interval=128", "run.test_interval=1000"])
+    run = train(cfg, run_dir=tmp_path / "run", log=lambda *a: None)["run_dir"]
+    latest = tmp_path / "run" / "checkpoints" / "latest.pt"
+    data = bytearray(latest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    latest.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["tables", str(latest)]) == 0
+    out, err = capsys.readouterr()
+    assert "latest.pt is corrupted" in err and "using" in err and "instead" in err and "Qtot" in out
+    assert run

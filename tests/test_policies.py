@@ -31,9 +31,12 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _rewrite_card(path: Path, **changes) -> None:
+def _rewrite_card(path: Path, by_hand: bool = False, **changes) -> None:
+    """Change a card's fields as the tool would write them (its card digest follows), or `by_hand` (it does not)."""
     d = json.loads(path.read_text())
     d.update(changes)
+    if not by_hand:
+        d["card_digest"] = policies.card_digest(d)
     path.write_text(json.dumps(d))
 
 
@@ -117,10 +120,20 @@ def test_changed_or_unsafe_files_are_refused_with_the_file_named(shipped, tmp_pa
     _rewrite_card(d / "tiny.json", digest=hashlib.sha256(buf.getvalue()).hexdigest())
     with pytest.raises(PolicyError, match=r"holds 'optim.state'; expected only agent.<param> and mixer.<param>"):
         policies.load_policy_by_name("tiny", directory=d)
-    # a card that is not one
+    # a card that is not one: unreadable, and listed as such while the others still are
+    shutil.copy(shipped[0] / "tiny.npz", d / "other.npz")
+    (d / "other.json").write_text((shipped[0] / "tiny.json").read_text())
+    _rewrite_card(d / "other.json", name="other")
     _rewrite_card(d / "tiny.json", dims={"obs_dim": 332})
     with pytest.raises(PolicyError, match=r"tiny\.json: dims lacks state_dim, n_agents, n_actions"):
-        policies.list_policies(d)
+        policies.read_card(d / "tiny.json")
+    bad = []
+    assert [c.name for c in policies.list_policies(d, unreadable=bad)] == ["other"]
+    assert [p.name for p, _ in bad] == ["tiny.json"]
+    # a card edited by hand (a better win rate, another map) no longer matches its digest
+    _rewrite_card(d / "other.json", by_hand=True, win_rate=1.0)
+    with pytest.raises(PolicyError, match=r"other\.json was changed after it was written"):
+        policies.read_card(d / "other.json")
 
 
 def test_names_are_found_listed_and_refused_clearly(shipped, tmp_path):

@@ -168,6 +168,7 @@ def test_grid_makes_one_group_per_value(tmp_path):
     (["--preset", "qmix_twostep", "--grid", "run.seed=1,2"], "give seeds with --seeds"),
     (["--preset", "qmix_twostep", "--seeds", "a,b"], "--seeds 'a,b': expected whole numbers"),
     (["--preset", "qmix_twostep", "--workers", "-1"], "--workers: expected a whole number >= 1"),
+    (["--preset", "qmix_twostep", "--workers", "0"], "--workers: expected a whole number >= 1, got 0"),
 ])
 def test_bad_sweep_input_is_one_clear_line(tmp_path, args, message):
     out = tmp_path / "sw"
@@ -471,3 +472,13 @@ def test_sigterm_to_the_sweeps_process_group_stops_it_gracefully(tmp_path):
     assert stdout.count(": stopped") == 2 and "failed" not in stdout, stdout
     assert "sweep --resume" in stderr
     assert len(list(out.glob("*/checkpoints/latest.pt"))) == 2  # the two runs saved where they stopped
+
+
+def test_resume_refuses_seeds_and_set_order_does_not_make_another_sweep(base_sweep, tmp_path):
+    d, _ = base_sweep
+    rc, _, err = _run(["sweep", "--resume", str(d), "--seeds", "0-4"])
+    assert rc == 2 and "drop --seeds" in err
+    # the base sweep's two --set values given the other way round: the same sweep (nothing left to run)
+    rc, out, err = _run(["sweep", "--preset", "qmix_twostep,vdn_twostep", "--seeds", "0,1", "--set",
+                         "run.test_interval=128", "--set", "run.t_max=600", "--final-episodes", "50", "--out", str(d)])
+    assert rc == 0 and "already finished, skipped" in out, out + err

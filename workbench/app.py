@@ -258,11 +258,14 @@ class MainWindow(QMainWindow):
         """The shipped policies' cards, shown in Controls' *Policies* list; a bad card is a message, not a crash."""
         from models.policies import PolicyError, list_policies
 
+        bad: list = []
         try:
-            cards = list_policies()
+            cards = list_policies(unreadable=bad)
         except PolicyError as e:
             self._log(f"shipped policies: {e}")
             cards = []
+        for path, why in bad:  # the rest are still listed
+            self._log(f"shipped policy {path.stem} left out: {why}")
         self.controls.set_policies([(c.name, f"{c.name}: {c.algorithm}, {c.score}",
                                      f"{c.summary()} (seed {c.eval_seed})") for c in cards])
         return cards

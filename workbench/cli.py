@@ -314,12 +314,16 @@ def _watch(args) -> int:
 def _policies(args) -> int:
     from models.policies import list_policies, policies_dir
 
-    cards = list_policies()
-    if not cards:
-        print(f"no shipped policies in {policies_dir()} (make one: qmix-workbench ship-policy RUN_DIR --name NAME)")
+    bad: list = []
+    cards = list_policies(unreadable=bad)
+    if not cards and not bad:
+        print(f"no shipped policies in {policies_dir()} (make one: qmix-workbench ship-policy RUN_DIR --name NAME "
+              f"--out DIR)")
     for c in cards:
         print(c.summary())
-    return 0
+    for path, why in bad:
+        print(f"{path.stem}: unreadable ({why})")
+    return 0 if not bad else 2
 
 
 def _ship_policy(args) -> int:
@@ -394,6 +398,8 @@ def _tables(args) -> int:
         print(format_tables_over_runs(tables_over_runs(find_runs(paths))))
         return 0
     cfg, agent, mixer, meta = load_policy(paths[0])
+    if meta.get("fallback"):  # every command that loads says what it loaded, and why
+        print(meta["fallback"], file=sys.stderr)
     if cfg.env.map_name not in list_matrix_games():
         raise ValueError(f"{args.checkpoint} was trained on {cfg.env.map_name}, not a matrix game "
                          f"({', '.join(list_matrix_games())})")

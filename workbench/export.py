@@ -50,13 +50,20 @@ def check_panels(panels) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def check_fps(fps) -> float:
+MIN_FPS = 0.1  # a frame every 10 s; slower frame delays overflow GIF's 16-bit centiseconds
+MAX_GIF_FPS = 50  # GIF delays are whole centiseconds and viewers slow delays under 2 cs to 10 cs
+
+
+def check_fps(fps, fmt: str = "mp4") -> float:
+    top = MAX_GIF_FPS if str(fmt).lower().lstrip(".") == "gif" else MAX_FPS
     try:
         f = float(fps)
     except (TypeError, ValueError):
-        raise ExportError(f"fps: expected a number in (0, {MAX_FPS:g}], got {fps!r}") from None
-    if not (0 < f <= MAX_FPS):  # also refuses NaN
-        raise ExportError(f"fps: expected a number in (0, {MAX_FPS:g}], got {fps!r}")
+        raise ExportError(f"--fps: expected a number in [{MIN_FPS:g}, {top:g}] for {str(fmt).upper()}, "
+                          f"got {fps!r}") from None
+    if not (MIN_FPS <= f <= top):  # also refuses NaN
+        raise ExportError(f"--fps: expected a number in [{MIN_FPS:g}, {top:g}] for {str(fmt).upper()}, got {fps!r}"
+                          + (" (GIF viewers play faster frames at 10 fps)" if f > top and top == MAX_GIF_FPS else ""))
     return f
 
 
@@ -67,6 +74,8 @@ def check_output(out, fmt: str) -> tuple[Path, str]:
     out = Path(out)
     if out.is_dir():
         raise ExportError(f"{out} is a directory; expected a file name for the {fmt.upper()}")
+    if out.suffix.lower() != f".{fmt}":
+        raise ExportError(f"{out}: a {fmt.upper()} goes in a .{fmt} file (got {out.suffix or 'no suffix'})")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise ExportError(f"output directory {str(parent)!r} does not exist (create it first)")
@@ -315,7 +324,7 @@ def export_episode(path_or_episode, out, fmt: str = "gif", panels=("arena",), fp
     after each frame.
     """
     panels = check_panels(panels)
-    fps = check_fps(fps)
+    fps = check_fps(fps, fmt)
     out, fmt = check_output(out, fmt)
     ep = _episode(path_or_episode)
     if ep.length < 1:

@@ -17,7 +17,7 @@ def add_parsers(sub) -> dict:
                                    "the others from their checkpoints.")
     s.add_argument("--preset", dest="presets", action="append", default=[], metavar="NAME",
                    help="preset (see `presets`) or TOML file; repeatable, or comma-separated")
-    s.add_argument("--seeds", default="0",
+    s.add_argument("--seeds", default=None,
                    help="seeds: 0,1,2 or a range 0-4 (default 0); more seeds than the sweep in --out has grow it")
     s.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
                    help="a key and the values to sweep over, e.g. --grid learner.lr=0.001,0.0005 (repeatable)")
@@ -71,9 +71,12 @@ def _out(msg: str) -> None:
 def sweep_command(args) -> int:
     from models.sweep import SweepError, SweepSpec, parse_grid, parse_seeds, plan_sweep, run_sweep
 
+    if args.workers is not None and args.workers < 1:
+        raise SweepError(f"--workers: expected a whole number >= 1, got {args.workers} (leave it out to size the pool "
+                         f"to the machine)")
     if args.resume:
-        given = [o for o, v in (("--preset", args.presets), ("--grid", args.grid), ("--set", args.overrides))
-                 if v]
+        given = [o for o, v in (("--preset", args.presets), ("--grid", args.grid), ("--set", args.overrides),
+                                ("--seeds", args.seeds)) if v]
         if given:
             raise SweepError(f"--resume takes the sweep's own presets, seeds, grid and overrides from its "
                              f"sweep.toml; drop {', '.join(given)}")
@@ -95,7 +98,7 @@ def sweep_command(args) -> int:
         if not args.out:
             raise SweepError("sweep needs --out SWEEP_DIR (or --resume SWEEP_DIR)")
         presets = [p.strip() for item in args.presets for p in item.split(",") if p.strip()]
-        spec = plan_sweep(presets, parse_seeds(args.seeds), parse_grid(args.grid), args.overrides,
+        spec = plan_sweep(presets, parse_seeds(args.seeds or "0"), parse_grid(args.grid), args.overrides,
                           threads=1 if args.threads is None else args.threads,
                           final_episodes=200 if args.final_episodes is None else args.final_episodes,
                           absolute_factor=10 if args.absolute_factor is None else args.absolute_factor,
