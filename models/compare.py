@@ -383,10 +383,34 @@ def _labels(configs: list[dict]) -> list[str]:
     return labels
 
 
-def compare_runs(paths: list[str | Path], metric: str = "test_win_rate", stat: str = "median",
+def default_metric(paths: list[str | Path]) -> str:
+    """Each map's own measure: the greedy win rate of a battle, the greedy return of a matrix game (which has
+    no win). Runs that mix the two are refused: a table of both would be half "n/a" (choose --metric)."""
+    from sims import list_matrix_games
+
+    games = set(list_matrix_games())
+    local = [p for p in paths if not (Path(p).suffix == ".json" and Path(p).is_file())]
+    maps = set()
+    for d in find_runs(local) if local else []:
+        try:
+            maps.add(tomllib.loads((d / "config.toml").read_text()).get("env", {}).get("map_name", "2c_vs_64zg"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+    kinds = {m in games for m in maps}
+    if kinds == {True, False}:
+        raise CompareError(f"the runs mix matrix games ({', '.join(sorted(maps & games))}: greedy return) and "
+                           f"battles ({', '.join(sorted(maps - games))}: greedy win rate); compare them separately, "
+                           f"or choose the measure with --metric")
+    return "test_return" if kinds == {True} else "test_win_rate"
+
+
+def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str = "median",
                  at: list[int] | None = None, points: int = 200) -> Comparison:
     """Read the runs under `paths`, group them by configuration and summarise each group (see module doc).
-    `at`: env steps for the table (default: a quarter, half and all of the shortest run)."""
+    `metric`: default each map's own (`default_metric`). `at`: env steps for the table (default: a quarter,
+    half and all of the shortest run)."""
+    if metric is None:
+        metric = default_metric(paths)
     if stat not in STATS:
         raise CompareError(f"--stat: expected one of {', '.join(STATS)}, got {stat!r}")
     if at is not None and any(t < 0 for t in at):

@@ -76,7 +76,7 @@ def test_sweep_draws_two_groups_with_bands_and_a_table(qtbot, sweep_dir):
     rows = _table(w)
     assert [r[:2] for r in rows] == [["QMIX", "2"], ["VDN", "2"]]
     head = [w.table.horizontalHeaderItem(k).text() for k in range(w.table.columnCount())]
-    assert head[:2] == ["group", "seeds"] and "final win rate" in head
+    assert head[:2] == ["group", "seeds"] and "final test_return" in head  # a matrix game: its return
     assert "median [IQR]" in w.title.text()
     assert "4 runs from" in w.sources.text()
     # the aggregates with their intervals and the probability of improvement, in tabs beside the table

@@ -154,7 +154,22 @@ def test_grid_makes_one_group_per_value(tmp_path):
     c = compare_runs([d / n for n in names])
     assert [g.label for g in c.groups] == ["VDN learner.lr=0.001", "VDN learner.lr=0.0005"]
     rc, table, err = _run(["compare", str(d), "--at", "128,256"])
-    assert rc == 0 and "win rate @ 128" in table and "| VDN learner.lr=0.0005 | 1 |" in table
+    # a matrix game has no win: its own measure, the greedy return, is the default
+    assert rc == 0 and "test_return @ 128" in table and "| VDN learner.lr=0.0005 | 1 |" in table
+    assert c.metric == "test_return"
+    rc, table, err = _run(["compare", str(d), "--at", "128,256", "--metric", "test_win_rate"])
+    assert rc == 0 and "win rate @ 128" in table
+
+
+def test_compare_refuses_to_mix_battles_and_matrix_games_without_a_metric(tmp_path):
+    from models.compare import CompareError
+
+    battle = _fake_run(tmp_path / "b", 0, 0.001, [(100, 1, 0.5)])
+    game = _fake_run(tmp_path / "g", 0, 0.001, [(100, 1, 0.5)])
+    (game / "config.toml").write_text((game / "config.toml").read_text() + '[env]\nmap_name = "twostep"\n')
+    with pytest.raises(CompareError, match=r"mix matrix games \(twostep: greedy return\) and battles"):
+        compare_runs([battle, game])
+    assert len(compare_runs([battle, game], metric="test_return").groups) == 2
 
 
 @pytest.mark.parametrize("args, message", [

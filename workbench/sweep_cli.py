@@ -41,8 +41,9 @@ def add_parsers(sub) -> dict:
                         "many times its run.test_episodes, into absolute_eval.json (default 10; 0 skips)")
     c = sub.add_parser("compare", help="compare runs across seeds: a markdown table, and curves with bands to a PNG")
     c.add_argument("paths", nargs="+", metavar="SWEEP_DIR|RUN_DIR|FILE.json", help="sweep directories and/or run directories")
-    c.add_argument("--metric", default="test_win_rate",
-                   help="an evaluation column of metrics.csv (test_win_rate, the default; test_return) or a "
+    c.add_argument("--metric", default=None,
+                   help="an evaluation column of metrics.csv (default: each map's own, test_win_rate for a battle, "
+                        "test_return for a matrix game) or a "
                         "training-episode one, as means over 100 episodes (overestimation: Qtot - discounted return; "
                         "return; won)")
     c.add_argument("--stat", choices=["median", "mean", "iqm"], default="median",

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from models.compare import METRICS, CompareError, Comparison, compare_runs, find_runs
+from models.compare import METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
 
@@ -210,6 +210,11 @@ class CompareWindow(QMainWindow):
         if not new:
             return bool(self.paths)
         try:
+            if not self.paths:  # the first runs choose the measure: a matrix game's return, a battle's win rate
+                metric = default_metric(new)
+                self.metric_choice.blockSignals(True)
+                self.metric_choice.setCurrentText(metric)
+                self.metric_choice.blockSignals(False)
             c = compare_runs(self.paths + new, metric=self.metric_choice.currentText(),
                              stat=self.stat_choice.currentData())
         except CompareError as e:
