@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .config import Config, convert_legacy
+from .config import Config, convert_legacy, flatten
 from .errors import WorkbenchError
+from .rundir import config_edited
 
 STATS = ("median", "mean", "iqm")
 EVAL_METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
@@ -112,6 +113,7 @@ class Comparison:
     at: list[int]  # env steps the table reports the metric at
     groups: list[Group]
     skipped: list[str] = field(default_factory=list)  # runs left out, with why
+    notes: list[str] = field(default_factory=list)  # what a reader should know about some runs
 
     def table(self) -> str:
         return format_table(self)
@@ -131,18 +133,6 @@ class Comparison:
 
 
 # ---- reading runs ---------------------------------------------------------------------------------------
-
-def flatten(doc: dict, prefix: str = "") -> dict:
-    """{"learner": {"lr": 1e-3}} -> {"learner.lr": 1e-3}; env.options stays one value (a table)."""
-    out = {}
-    for k, v in doc.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and not prefix:
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
 
 def find_runs(paths: list[str | Path]) -> list[Path]:
     """Run directories from run directories, sweep directories (their trials, in sweep order) or
@@ -415,11 +405,13 @@ def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str =
         raise CompareError(f"--stat: expected one of {', '.join(STATS)}, got {stat!r}")
     if at is not None and any(t < 0 for t in at):
         raise CompareError(f"--at: expected env steps >= 0, got {at}")
-    runs, skipped = [], []
+    runs, skipped, notes = [], [], []
     imported = [p for p in paths if Path(p).suffix == ".json" and Path(p).is_file()]
     local = [p for p in paths if p not in imported]
     for d in find_runs(local) if local else []:
         r = read_run(d, metric)
+        if config_edited(d):
+            notes.append(f"{d}: config.toml was edited after the run wrote it; its group and label follow the edit")
         if len(r.t_env):
             runs.append(r)
         else:
@@ -443,7 +435,7 @@ def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str =
     if at is None:
         shortest = min(r.t_env[-1] for r in runs)
         at = sorted({int(shortest * f) for f in (0.25, 0.5, 1.0)})
-    return Comparison(metric, stat, list(at), groups, skipped)
+    return Comparison(metric, stat, list(at), groups, skipped, notes)
 
 
 # ---- the table --------------------------------------------------------------------------------------------
@@ -521,6 +513,7 @@ def format_table(c: Comparison) -> str:
                 f"each run's last {EPISODE_WINDOW}")
     lines += ["", note]
     lines += [f"left out: {s}" for s in c.skipped]
+    lines += [f"note: {s}" for s in c.notes]
     return "\n".join(lines)
 
 

@@ -357,3 +357,14 @@ def _read_config_file(p: Path) -> str:
     except OSError as e:
         raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
 
+
+def flatten(doc: dict, prefix: str = "") -> dict:
+    """{"learner": {"lr": 1e-3}} -> {"learner.lr": 1e-3}; env.options stays one value (a table)."""
+    out = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and not prefix:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

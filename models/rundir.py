@@ -163,3 +163,43 @@ class DirLock:
     def release(self) -> None:
         if not self._f.closed:
             self._f.close()
+
+
+CONFIG_FILE = "config.toml"
+_CONFIG_HEAD = "# written by qmix-workbench; sha256 of what follows: "
+
+
+def write_config(d: Path, text: str) -> Path:
+    """The run's resolved config, atomically, headed by a digest of itself: an edit made afterwards is noticed
+    (`config_edited`), so no tool trusts a config.toml that no longer says what the run did."""
+    import hashlib
+
+    tmp = d / (CONFIG_FILE + ".tmp")
+    tmp.write_text(f"{_CONFIG_HEAD}{hashlib.sha256(text.encode()).hexdigest()}\n{text}")
+    tmp.replace(d / CONFIG_FILE)
+    return d / CONFIG_FILE
+
+
+def config_edited(d: Path) -> bool:
+    """Whether the run's config.toml was changed after the run wrote it (False for one written before digests)."""
+    import hashlib
+
+    try:
+        raw = (Path(d) / CONFIG_FILE).read_text()
+    except OSError:
+        return False
+    first, _, body = raw.partition("\n")
+    if not first.startswith(_CONFIG_HEAD):
+        return False
+    return first[len(_CONFIG_HEAD):].strip() != hashlib.sha256(body.encode()).hexdigest()
+
+
+def keep_edited_config(d: Path) -> Path:
+    """Move an edited config.toml aside (config.toml.edited, .edited.2, ...): the person's edit is kept."""
+    p = d / (CONFIG_FILE + ".edited")
+    k = 1
+    while p.exists():
+        k += 1
+        p = d / f"{CONFIG_FILE}.edited.{k}"
+    (d / CONFIG_FILE).replace(p)
+    return p

@@ -17,7 +17,7 @@ from . import rundir
 from .buffer import describe_buffer
 from .checkpoint import (CheckpointError, check_compatible, fingerprint_differences, link_checkpoint,
                          load_checkpoint, remove_stale_temps, save_checkpoint)
-from .config import Config, apply_overrides, from_dict
+from .config import Config, ConfigError, apply_overrides, from_dict
 from .envs import make_env_for
 from .errors import DivergenceError, RunDirError
 from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
@@ -224,9 +224,9 @@ class Trainer:
                 self._restore(*ckpt)
             except KeyError as e:  # a digest guards against corruption; this is a file written by other code
                 raise CheckpointError(f"{ckpt[0]['path']} has malformed metadata: missing {e}") from None
-        tmp = self.run_dir / "config.toml.tmp"
-        tmp.write_text(cfg.to_toml())
-        tmp.replace(self.run_dir / "config.toml")
+        if ckpt is not None and rundir.config_edited(self.run_dir):
+            self._report_edited_config(ckpt[0])
+        rundir.write_config(self.run_dir, cfg.to_toml())
         self._csv_file = open(self.run_dir / "metrics.csv", "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, CSV_COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
@@ -237,6 +237,24 @@ class Trainer:
         self.log(describe_buffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"], dims["obs_dim"],
                                  dims["state_dim"], dims["n_actions"])
                  + (" (in a learner process)" if cfg.run.learner_process else ""))
+
+    def _report_edited_config(self, meta: dict) -> None:
+        """config.toml was edited after the run wrote it: the checkpoint's config is what the run is (a config
+        changes on resume with --set), so say what the edit changed and keep it beside the new config.toml."""
+        import tomllib
+
+        from .config import convert_legacy, flatten
+
+        try:
+            edited = flatten(convert_legacy(tomllib.loads((self.run_dir / "config.toml").read_text()))[0])
+        except (OSError, tomllib.TOMLDecodeError, ConfigError):
+            edited = {}
+        ran = flatten(self.cfg.to_dict())
+        diffs = [f"{k}: {edited[k]!r} in the file, {ran.get(k)!r} in the run" for k in edited if edited[k] != ran.get(k)]
+        kept = rundir.keep_edited_config(self.run_dir)
+        self.log(f"warning: {self.run_dir / 'config.toml'} was edited after the run wrote it"
+                 + (f" ({'; '.join(diffs)})" if diffs else "") + f"; the run goes on with its checkpoint's config "
+                 f"(change keys on resume with --set) and the edited file is kept as {kept.name}")
 
     def _check_resume_fits(self, meta: dict) -> None:
         diffs = fingerprint_differences(meta.get("fingerprint", {}), self.fingerprint)

@@ -564,3 +564,25 @@ def test_tables_says_which_checkpoint_it_loaded_when_latest_is_corrupted(tmp_pat
     out, err = capsys.readouterr()
     assert "latest.pt is corrupted" in err and "using" in err and "instead" in err and "Qtot" in out
     assert run
+
+
+def test_an_edited_config_toml_is_reported_by_resume_and_compare(tmp_path):
+    """One source of truth: a config.toml changed after the run wrote it is neither trusted silently by one tool nor
+    ignored silently by another; the edit itself is kept."""
+    from models.compare import compare_runs
+
+    cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.test_interval=100", "run.t_max=300"])
+    run = Path(train(cfg, run_dir=tmp_path / "run", log=lambda *a: None)["run_dir"])
+    text = (run / "config.toml").read_text()
+    (run / "config.toml").write_text(text.replace('map_name = "2c_vs_64zg"', 'map_name = "3m"'))
+    c = compare_runs([run])
+    assert any("config.toml was edited after the run wrote it" in n for n in c.notes)
+    assert "note: " in c.table()
+    logs = []
+    tr = Trainer(None, resume=run, log=logs.append, overrides=["run.t_max=600"])
+    tr.close()
+    msg = next(m for m in logs if "was edited after the run wrote it" in m)
+    assert "env.map_name: '3m' in the file, '2c_vs_64zg' in the run" in msg and "config.toml.edited" in msg
+    assert 'map_name = "3m"' in (run / "config.toml.edited").read_text()
+    assert 'map_name = "2c_vs_64zg"' in (run / "config.toml").read_text()
+    assert not compare_runs([run]).notes  # the run's own config again
