@@ -11,6 +11,22 @@ from pettingzoo import ParallelEnv
 from .battle import Battle, SmacOptions, validate_actions
 
 
+class MaskedDiscrete(spaces.Discrete):
+    """An agent's action space whose `sample()` draws from the actions available to it now (the env updates the
+    mask each step, from the same masks the observations carry). `step` stays as strict as SMAC's: an unavailable
+    action is an error. So random-action tools (PettingZoo's seed and API tests, `env.action_space(a).sample()`)
+    play legal games without knowing about the mask, and a learner's mistake is still caught."""
+
+    def __init__(self, n: int, seed=None):
+        super().__init__(n, seed=seed)
+        self.current_mask: np.ndarray | None = None
+
+    def sample(self, mask=None, probability=None):
+        if mask is None and probability is None and self.current_mask is not None:
+            mask = self.current_mask
+        return super().sample(mask=mask, probability=probability)
+
+
 class SC2ParallelEnv(ParallelEnv):
     metadata = {"render_modes": ["rgb_array"], "name": "sims_smac_v0", "is_parallelizable": True}
 
@@ -30,10 +46,10 @@ class SC2ParallelEnv(ParallelEnv):
             "observation": spaces.Box(-np.inf, np.inf, (b.obs_size,), np.float32),
             "action_mask": spaces.Box(0, 1, (b.n_actions,), np.int8),
         })
-        self._act_space = spaces.Discrete(b.n_actions)
+        self._act_spaces = {a: MaskedDiscrete(b.n_actions) for a in self.possible_agents}
         self.state_space = spaces.Box(-np.inf, np.inf, (b.state_size,), np.float32)
         self.observation_spaces = {a: self._obs_space for a in self.possible_agents}
-        self.action_spaces = {a: self._act_space for a in self.possible_agents}
+        self.action_spaces = self._act_spaces
         self._renderer = None
         self._avail = None
         self._state = None
@@ -42,13 +58,15 @@ class SC2ParallelEnv(ParallelEnv):
         return self._obs_space
 
     def action_space(self, agent):
-        return self._act_space
+        return self._act_spaces[agent]
 
     def _observe(self):
         b = self.battle
         avail = b.avail()
         obs = b.obs(avail)
         self._avail = avail
+        for i, a in enumerate(self.possible_agents):
+            self._act_spaces[a].current_mask = avail[0, i].astype(np.int8)
         self._state = b.state(obs)[0]
         return {a: {"observation": obs[0, i], "action_mask": avail[0, i].astype(np.int8)}
                 for i, a in enumerate(self.possible_agents)}

@@ -73,3 +73,17 @@ def test_out_of_range_and_unavailable_actions_keep_the_smac_messages():
     env = _pz()
     assert _pz_message(env, [99, 1]) == _smac_message([99, 1])
     assert _pz_message(env, [0, 1]) == _smac_message([0, 1])
+
+
+def test_pettingzoos_seed_and_api_tests_pass_with_the_strict_step():
+    """PettingZoo's own tests sample random actions without a mask: the action space's sample() honours the
+    agent's current mask (unavailable actions are still refused by step, as SMAC refuses them)."""
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    parallel_seed_test(lambda: sims.parallel_env("2c_vs_64zg"), num_cycles=60)
+    parallel_api_test(sims.parallel_env("2c_vs_64zg", seed=0), num_cycles=60)
+    env = _pz()
+    space = env.action_space(env.agents[0])
+    draws = {int(space.sample()) for _ in range(200)}
+    assert draws <= set(np.flatnonzero(env._avail[0, 0]).tolist()) and len(draws) > 1
+    assert "not available" in _pz_message(env, [int(np.flatnonzero(~env._avail[0, 0])[0]), 1])
