@@ -180,6 +180,15 @@ def check_seed(key: str, value) -> int:
     return value
 
 
+MAX_EPISODES = 100_000  # one bound for every command's --episodes (eval, record, fork, ship-policy)
+
+
+def check_episodes(n, what: str = "episodes") -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_EPISODES:
+        raise ConfigError(f"--episodes: expected a whole number of {what} in [1, {MAX_EPISODES}], got {n!r}")
+    return n
+
+
 def check_run_name(name: str) -> None:
     """A run's name becomes a directory name under runs_dir: it must stay one plain name there."""
     bad = [c for c in ("/", "\\", "\0") if c in name]

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from .checkpoint import check_compatible, load_checkpoint
-from .config import check_seed, from_dict
+from .config import check_episodes, check_seed, from_dict
 from .envs import make_env_for
 from .learner_host import build_networks, load_actor_weights
 from .runner import Runner
@@ -31,8 +31,7 @@ def load_policy(path, device="cpu"):
 def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = 12345, device="cpu",
                     where="checkpoint") -> dict:
     """Greedy episodes of loaded networks (`load_policy`'s), all at once, from `seed`."""
-    if not 1 <= episodes <= 100_000:
-        raise ValueError(f"--episodes: expected a whole number in [1, 100000], got {episodes}")
+    check_episodes(episodes)
     check_seed("--seed", seed)
     env = make_env_for(cfg, episodes, seed, autoreset=False)
     info = env.get_env_info()
@@ -45,8 +44,7 @@ def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = 1234
 
 
 def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu") -> dict:
-    if not 1 <= episodes <= 100_000:  # before loading anything: a typo is one line, at once
-        raise ValueError(f"--episodes: expected a whole number in [1, 100000], got {episodes}")
+    check_episodes(episodes)  # before loading anything: a typo is one line, at once
     check_seed("--seed", seed)
     cfg, agent, mixer, meta = load_policy(path, device)
     return evaluate_policy(cfg, agent, meta, episodes, seed, device, where=path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .config import check_episodes
 from .episode_file import Episode, EpisodeFileError, EpisodeRecorder, concat
 from .probe import Probe
 
@@ -155,8 +156,7 @@ def fork(ep: Episode, step: int, agent: int, action: int | str, episodes: int = 
         raise ValueError(f"--step: {ep.name} has steps 0..{T - 1} (decisions), got {step}")
     if not 0 <= agent < ep.n_agents:
         raise ValueError(f"--agent: {ep.name} has agents 0..{ep.n_agents - 1}, got {agent}")
-    if not 1 <= episodes <= 1000:
-        raise ValueError(f"--episodes: expected a whole number of continuations in [1, 1000], got {episodes}")
+    check_episodes(episodes, "continuations")
     avail = ep.arrays["avail"][step, agent]
     if action == "greedy":
         action = int(ep.arrays["greedy"][step, agent])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import check_episodes
 from .episode_file import Episode, EpisodeFileError, EpisodeRecorder
 
 WEIGHT_PREFIX = "w."  # embedded network weights: "w.agent.<param>", "w.mixer.<param>"
@@ -197,8 +198,7 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
     from .probe import Probe
     from .runner import Runner
 
-    if not 1 <= episodes <= 10_000:
-        raise ValueError(f"--episodes: expected a whole number in [1, 10000], got {episodes}")
+    check_episodes(episodes)
     check_seed("--seed", seed)
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
     if meta.get("fallback"):

@@ -37,12 +37,12 @@ def main(argv=None) -> int:
     sp.add_argument("--seed", type=int, default=12345, help="the evaluation's seed")
     sp.add_argument("--trained-with", default=None, metavar="COMMAND",
                     help="the command that trained the checkpoint (goes on the card before the ship-policy command)")
-    sp.add_argument("--out", default=None, help="directory (default: $QMIX_WORKBENCH_POLICIES; the package's own "
+    sp.add_argument("--out", default=None, metavar="DIR", help="directory (default: $QMIX_WORKBENCH_POLICIES; the package's own "
                                                 "assets/policies/ only when named)")
     sp.add_argument("--force", action="store_true", help="replace an existing policy of that name")
     pl = sub.add_parser("plot", help="plot a run's win rate, return and overestimation curves to a PNG")
     pl.add_argument("run_dir")
-    pl.add_argument("--out", default=None, help="PNG path (default: RUN_DIR/curves.png)")
+    pl.add_argument("--out", default=None, metavar="FILE.png", help="PNG path (default: RUN_DIR/curves.png)")
     pl.add_argument("--force", action="store_true", help="replace an existing PNG")
     tb = sub.add_parser("tables", help="print a matrix-game checkpoint's learned Qtot tables beside the true payoffs; "
                                        "for a sweep or several runs, their mean +- sd over seeds")
@@ -53,14 +53,14 @@ def main(argv=None) -> int:
     r.add_argument("--map", default="2c_vs_64zg")
     r.add_argument("--steps", type=int, default=20)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default="frame.png")
+    r.add_argument("--out", default="frame.png", metavar="FILE.png")
     r.add_argument("--policy", choices=["random", "heuristic"], default="random")
     r.add_argument("--force", action="store_true", help="replace an existing PNG")
     rc = sub.add_parser("record", help="play greedy episodes of a checkpoint and write each to an episode file")
     rc.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
     rc.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint")
     rc.add_argument("--episodes", type=int, default=1)
-    rc.add_argument("--out", default=None, help="directory for the files (default: the run directory's episodes/, "
+    rc.add_argument("--out", default=None, metavar="DIR", help="directory for the files (default: the run directory's episodes/, "
                                                 "or runs/episodes/ for a shipped policy)")
     rc.add_argument("--seed", type=int, default=0)
     rc.add_argument("--force", action="store_true", help="replace existing files of the same source, seed and index")
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     fk.add_argument("--action", required=True, help='an action index, or "greedy" (the policy\'s own choice)')
     fk.add_argument("--episodes", type=int, default=20, help="continuations per arm (default 20)")
     fk.add_argument("--seed", type=int, default=0, help="draws the continuations' random streams")
-    fk.add_argument("--out", default=None, help="also write the fork's first continuation as an episode file")
+    fk.add_argument("--out", default=None, metavar="FILE.npz", help="also write the fork's first continuation as an episode file")
     fk.add_argument("--force", action="store_true", help="replace an existing --out file (never the input)")
     ex = sub.add_parser("export", help="draw an episode file to a GIF or MP4 (headless)")
     ex.add_argument("file", help="episode file (.npz)")
@@ -87,6 +87,8 @@ def main(argv=None) -> int:
     from workbench.sweep_cli import add_parsers as _add_sweep_parsers
 
     sweep_commands = _add_sweep_parsers(sub)  # sweep, compare
+    for parser in sub.choices.values():
+        _show_defaults(parser)
     args = p.parse_args(argv)
     from models.errors import DivergenceError, user_message
 
@@ -378,7 +380,11 @@ def _export(args) -> int:
     out, fmt = (args.gif, "gif") if args.gif else (args.mp4, "mp4")
     check_output(out, [args.file], args.force, flag=f"--{fmt}")
     panels = [p.strip() for p in args.panels.split(",") if p.strip()]
-    path, frames = export_episode(args.file, out, fmt=fmt, panels=panels, fps=args.fps)
+    def progress(i, n):  # a long episode with every panel takes a while: say how far it is, on one line
+        if i == n or i % max(1, n // 10) == 0:
+            print(f"\rdrawing frame {i}/{n}", end="" if i < n else "\n", file=sys.stderr, flush=True)
+
+    path, frames = export_episode(args.file, out, fmt=fmt, panels=panels, fps=args.fps, progress=progress)
     print(f"wrote {path} ({frames} frames)")
     return 0
 
@@ -457,3 +463,14 @@ def check_output(out, inputs=(), force: bool = False, flag: str = "--out"):
     if p.exists() and not force:
         raise ValueError(f"{flag} {out}: exists; add --force to replace it")
     return p
+
+
+def _show_defaults(parser) -> None:
+    """Every option's --help says its default (the ones whose text does not already say it)."""
+    for action in parser._actions:
+        d = action.default
+        if action.dest == "help" or d is None or d is False or d == [] or d == argparse.SUPPRESS:
+            continue
+        text = action.help or ""
+        if "default" not in text.lower():
+            action.help = (text + " " if text else "") + "(default: %(default)s)"
