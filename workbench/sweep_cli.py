@@ -2,6 +2,7 @@
 `models.sweep` and `models.compare` (which hold the logic)."""
 from __future__ import annotations
 
+import math
 import sys
 
 EXIT_RUNS_FAILED = 1  # the sweep ran, but some run failed (its error is printed; a rerun retries it)
@@ -99,7 +100,11 @@ def sweep_command(args) -> int:
         if not args.out:
             raise SweepError("sweep needs --out SWEEP_DIR (or --resume SWEEP_DIR)")
         presets = [p.strip() for item in args.presets for p in item.split(",") if p.strip()]
-        spec = plan_sweep(presets, parse_seeds(args.seeds or "0"), parse_grid(args.grid), args.overrides,
+        seeds, grid = parse_seeds(args.seeds or "0"), parse_grid(args.grid)
+        n = len(presets) * len(seeds) * math.prod(len(v) for v in grid.values())
+        if n > 50:  # each run's config is built and checked before anything runs: a long plan takes seconds
+            _out(f"planning {n:,} runs ...")
+        spec = plan_sweep(presets, seeds, grid, args.overrides,
                           threads=1 if args.threads is None else args.threads,
                           final_episodes=200 if args.final_episodes is None else args.final_episodes,
                           absolute_factor=10 if args.absolute_factor is None else args.absolute_factor,
