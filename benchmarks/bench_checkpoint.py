@@ -18,10 +18,10 @@ def main():
     ap.add_argument("--episodes", type=int, default=0)
     a = ap.parse_args()
 
-    from models.checkpoint import load_checkpoint
+    from models.files.checkpoint import load_checkpoint
     from models.config import load_config
-    from models.learner_host import compact
-    from models.train import Trainer
+    from models.training.learner_host import compact
+    from models.training.train import Trainer
 
     tmp = tempfile.mkdtemp(prefix="qmix-bench-ckpt-")
     cfg = load_config(a.preset, ["run.save_interval=0", "run.test_interval=100000000"])

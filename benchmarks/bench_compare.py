@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from models.compare import compare_runs
+from models.sweeps.compare import compare_runs
 
 
 def main(argv: list[str]) -> None:

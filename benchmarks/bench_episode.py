@@ -15,14 +15,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-OPEN = ("import time; t = time.perf_counter(); from models.episode_file import load_episode; "
+OPEN = ("import time; t = time.perf_counter(); from models.files.episode_file import load_episode; "
         "ep = load_episode({path!r}); ep.snapshot(0); ep.markers(); print(time.perf_counter() - t)")
 
 
 def main():
     from bench_export import long_episode
 
-    from models.episode_file import load_episode
+    from models.files.episode_file import load_episode
 
     ep = long_episode()
     path = os.path.join(tempfile.mkdtemp(prefix="qmix-bench-episode-"), "long.npz")

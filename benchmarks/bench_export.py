@@ -21,12 +21,12 @@ def long_episode(seed: int = 0, attack_p: float = 0.03):
     import torch
 
     from models.config import load_config
-    from models.envs import make_env_for
-    from models.episode_file import EpisodeRecorder
-    from models.learner_host import build_networks
-    from models.probe import Probe
-    from models.recording import episode_header
-    from models.runner import Runner
+    from models.core.envs import make_env_for
+    from models.files.episode_file import EpisodeRecorder
+    from models.training.learner_host import build_networks
+    from models.core.probe import Probe
+    from models.play.recording import episode_header
+    from models.core.runner import Runner
 
     cfg = load_config("res_qmix_2c_vs_64zg")
     env = make_env_for(cfg, 1, seed, autoreset=False)

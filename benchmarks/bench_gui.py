@@ -14,7 +14,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 def headless(preset, seconds, runs_dir, overrides=()):
-    """`models.train` in a spawned process with no GUI: env steps/s after start-up."""
+    """`models.training.train` in a spawned process with no GUI: env steps/s after start-up."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -28,7 +28,7 @@ def headless(preset, seconds, runs_dir, overrides=()):
 
 def _headless_child(preset, seconds, runs_dir, q, overrides=()):
     from models.config import load_config
-    from models.train import Trainer
+    from models.training.train import Trainer
 
     cfg = load_config(preset, [f'run.runs_dir="{runs_dir}"', *overrides])
     tr = Trainer(cfg, log=lambda *a: None)

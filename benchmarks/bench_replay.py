@@ -24,8 +24,8 @@ TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "
 
 def make_episode(root: str) -> str:
     from models.config import load_config
-    from models.recording import record_episodes
-    from models.train import train
+    from models.play.recording import record_episodes
+    from models.training.train import train
 
     cfg = load_config("res_qmix_2c_vs_64zg", TINY_2C)
     run = train(cfg, run_dir=os.path.join(root, "run"), log=lambda *a: None)["run_dir"]

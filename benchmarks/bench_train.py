@@ -19,10 +19,10 @@ import time
 import numpy as np
 import torch
 
-from models.buffer import EpisodeBuffer
+from models.core.buffer import EpisodeBuffer
 from models.config import load_config
-from models.learner_host import LearnerCore
-from models.train import Trainer
+from models.training.learner_host import LearnerCore
+from models.training.train import Trainer
 
 
 def end_to_end(cfg, seconds: float) -> tuple[float, Trainer]:
@@ -107,7 +107,7 @@ def main():
 
 
 def recording_cost(a, base):
-    from models.episode_file import EpisodeRecorder
+    from models.files.episode_file import EpisodeRecorder
 
     off = ["run.record_interval=0", "run.record_first_win=false"]
     cfg = load_config(a.preset, base + ["run.learner_process=false"] + off)

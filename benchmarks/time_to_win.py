@@ -20,7 +20,7 @@ import time
 
 def _child(preset, seed, budget_s, until80, overrides, runs_dir, t_spawn, q):
     from models.config import load_config
-    from models.train import Callbacks, train
+    from models.training.train import Callbacks, train
 
     class Clock(Callbacks):
         def __init__(self):
@@ -58,7 +58,7 @@ def run_seed(preset, seed, budget_s, until80, overrides, runs_dir, final_episode
     for thr in (0.5, 0.8):
         hit = next(((w, t) for w, t, win in evals if win >= thr), None)
         first[thr] = hit
-    from models.evaluate import evaluate_checkpoint
+    from models.play.evaluate import evaluate_checkpoint
 
     final = evaluate_checkpoint(run_dir, final_episodes, seed=12345)["win_rate"]
     # env steps/s over the run's own training clock (the CSV's wall_s), start-up excluded
@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--final-episodes", type=int, default=200)
     a = ap.parse_args()
-    from models.sweep import parse_seeds
+    from models.sweeps.sweep import parse_seeds
 
     seeds = parse_seeds(a.seeds)
     runs_dir = tempfile.mkdtemp(prefix="qmix-ttw-")

@@ -21,7 +21,7 @@ TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "
 def tiny_run(tmp_path_factory):
     """A real (tiny, untrained) RES-QMIX run on 2c_vs_64zg with a checkpoint, shared by the episode tests."""
     from models.config import load_config
-    from models.train import train
+    from models.training.train import train
 
     root = tmp_path_factory.mktemp("tiny_run")
     cfg = load_config("res_qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.t_max=100",
@@ -32,7 +32,7 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def episode_path(tiny_run):
     """One greedy episode of the tiny run, recorded to a file (its colossi die: markers have a death step)."""
-    from models.recording import record_episodes
+    from models.play.recording import record_episodes
 
     return str(record_episodes(tiny_run, 1, seed=1, log=lambda *a: None)[0])
 

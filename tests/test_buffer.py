@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.buffer import EpisodeBuffer, buffer_nbytes, step_nbytes
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.core.buffer import EpisodeBuffer, buffer_nbytes, step_nbytes
+from models.files.checkpoint import load_checkpoint, save_checkpoint
 from models.config import ConfigError, load_config
-from models.learner_host import LearnerCore
-from models.train import Trainer
+from models.training.learner_host import LearnerCore
+from models.training.train import Trainer
 
 DIMS = dict(n_agents=2, obs_dim=5, state_dim=7, n_actions=4)
 
@@ -169,7 +169,7 @@ def _core(num_envs, extra=()):
     env = sims.make_vec_env("2c_vs_64zg", 1, seed=0)
     dims = {"obs_dim": env.obs_dim, "state_dim": env.state_dim, "n_agents": env.n_agents, "n_actions": env.n_actions,
             "episode_limit": env.episode_limit}
-    from models.learner_host import build_networks
+    from models.training.learner_host import build_networks
 
     agent, mixer = build_networks(cfg, dims, torch.device("cpu"))
     return LearnerCore(cfg, dims, torch.device("cpu"), agent, mixer), dims
@@ -227,7 +227,7 @@ def test_the_old_schedule_keys_are_refused_with_their_equivalents(tmp_path):
 def test_a_checkpoint_of_an_earlier_version_resumes_with_the_exact_equivalents(tmp_path):
     from conftest import TINY_2C
 
-    from models.train import train
+    from models.training.train import train
 
     cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.t_max=100",
                                                     "run.record_interval=0", "run.record_first_win=false"])

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from models.sweep import jobs_for, plan_sweep, prepare_sweep, run_trial  # noqa: E402
+from models.sweeps.sweep import jobs_for, plan_sweep, prepare_sweep, run_trial  # noqa: E402
 from workbench.panels.compare import CompareWindow  # noqa: E402
 
 NAMES = ["qmix_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s0", "vdn_twostep_s1"]

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from models.episode_file import VERSION, EpisodeFileError, load_episode
-from models.fork import fork
+from models.files.episode_file import VERSION, EpisodeFileError, load_episode
+from models.play.fork import fork
 from sims import VecEnv
 
 
@@ -243,8 +243,8 @@ def test_record_command_and_fork_command(tiny_run, tmp_path, capsys):
 def test_training_records_env0_at_an_interval_with_its_weights(tmp_path):
     from conftest import TINY_2C
     from models.config import load_config
-    from models.recording import episode_policy
-    from models.train import train
+    from models.play.recording import episode_policy
+    from models.training.train import train
 
     cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.t_max=150",
                                                      "run.record_interval=60"])
@@ -270,8 +270,8 @@ def test_training_records_env0_at_an_interval_with_its_weights(tmp_path):
 
 
 def test_watch_keeps_a_ring_of_the_last_episodes(tiny_run, tmp_path):
-    from models.train import Callbacks
-    from models.watch import watch
+    from models.training.train import Callbacks
+    from models.play.watch import watch
 
     got = []
 

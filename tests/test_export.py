@@ -5,7 +5,7 @@ import imageio.v2 as iio
 import numpy as np
 import pytest
 
-from models.episode_file import load_episode
+from models.files.episode_file import load_episode
 from workbench.cli import main
 from workbench.export import PANELS, ExportError, FrameComposer, export_episode, render_frame
 

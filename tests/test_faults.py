@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from models import checkpoint as ckmod
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.files import checkpoint as ckmod
+from models.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.config import ConfigError, load_config
 from models.errors import CheckpointWriteError, DivergenceError, ResourceError, RunDirError
-from models.train import Callbacks, Trainer, train
+from models.training.train import Callbacks, Trainer, train
 from workbench.cli import main as cli
 
 QUIET = dict(log=lambda *a: None)
@@ -325,7 +325,7 @@ def test_sigkill_during_training_then_resume_matches_the_uninterrupted_run(tmp_p
 SAVE_LOOP = """
 import os, sys
 from models.config import load_config
-from models.train import Trainer
+from models.training.train import Trainer
 run = sys.argv[1]
 if os.path.exists(os.path.join(run, "checkpoints", "latest.pt")):  # what the last kill left
     tr = Trainer(None, resume=run, log=lambda *a: None)
@@ -449,8 +449,8 @@ class TraceWatcher(Callbacks):
 @pytest.mark.parametrize("preset,over", [("vdn_twostep", ["run.t_max=600"]),
                                          ("qmix_2c_vs_64zg", TINY_2C + ["run.t_max=300"])])
 def test_watch_mode_trace_holds_every_step_and_the_return_earned(tmp_path, preset, over):
-    from models.episode import discounted_returns
-    from models.watch import watch
+    from models.core.episode import discounted_returns
+    from models.play.watch import watch
 
     s = train(load_config(preset, over), run_dir=tmp_path / "r", **QUIET)
     cb = TraceWatcher()
@@ -531,7 +531,7 @@ def test_a_run_directory_and_a_sweep_directory_take_one_writer_at_a_time(tmp_pat
     """Two trainings of one run directory (or two sweeps into one directory) would interleave their rows: the
     second is refused while the first holds the directory, and the directory is free again once it ends."""
     from models.errors import RunDirError
-    from models.sweep import plan_sweep, prepare_sweep
+    from models.sweeps.sweep import plan_sweep, prepare_sweep
 
     cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false"])
     first = Trainer(cfg, run_dir=tmp_path / "run", log=lambda *a: None)
@@ -569,7 +569,7 @@ def test_tables_says_which_checkpoint_it_loaded_when_latest_is_corrupted(tmp_pat
 def test_an_edited_config_toml_is_reported_by_resume_and_compare(tmp_path):
     """One source of truth: a config.toml changed after the run wrote it is neither trusted silently by one tool nor
     ignored silently by another; the edit itself is kept."""
-    from models.compare import compare_runs
+    from models.sweeps.compare import compare_runs
 
     cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.test_interval=100", "run.t_max=300"])
     run = Path(train(cfg, run_dir=tmp_path / "run", log=lambda *a: None)["run_dir"])

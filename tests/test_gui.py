@@ -225,7 +225,7 @@ def test_paints_for_several_seconds_while_training(qtbot, window):
 
 def test_open_run_directory_loads_curves_and_watches(qtbot, window, tmp_path):
     from models.config import load_config
-    from models.train import train
+    from models.training.train import train
 
     s = train(load_config("vdn_twostep", ["run.t_max=2000", f'run.runs_dir="{tmp_path}"']), log=lambda *a: None)
     w = window

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from models.config import load_config
-from models.tables import format_tables, matrix_game_tables
-from models.train import Trainer
+from models.play.tables import format_tables, matrix_game_tables
+from models.training.train import Trainer
 from sims import MatrixGameVecEnv
 
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.agent import RNNAgent
-from models.learner import lambda_returns, res_operator
-from models.mixers import QMixer, VDNMixer
-from models.probe import Probe
+from models.core.agent import RNNAgent
+from models.core.learner import lambda_returns, res_operator
+from models.core.mixers import QMixer, VDNMixer
+from models.core.probe import Probe
 
 
 def test_gru_unroll_equals_stepping():

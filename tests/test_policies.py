@@ -1,4 +1,4 @@
-"""Shipped policies (models/policies.py): shipping a real (tiny) checkpoint, loading it back without unpickling,
+"""Shipped policies (models/files/policies.py): shipping a real (tiny) checkpoint, loading it back without unpickling,
 refusing changed files, playing it (evaluation, Watch mode, episode files and forks), the CLI, the app opening on one
 (or idle without one), and the policies actually shipped under assets/policies/."""
 import hashlib
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import policies
-from models.policies import ENV_DIR, PolicyError
+from models.files import policies
+from models.files.policies import ENV_DIR, PolicyError
 
 EPISODES = 2  # the card's evaluation: small, the tiny run is untrained anyway
 WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before its first step
@@ -42,7 +42,7 @@ def _rewrite_card(path: Path, by_hand: bool = False, **changes) -> None:
 
 # ---- shipping and loading --------------------------------------------------------------------------------------
 def test_ship_writes_small_plain_weights_and_a_card_that_describes_them(shipped, tiny_run):
-    from models.checkpoint import load_checkpoint
+    from models.files.checkpoint import load_checkpoint
 
     d, card = shipped
     npz, js = d / "tiny.npz", d / "tiny.json"
@@ -70,7 +70,7 @@ def test_ship_writes_small_plain_weights_and_a_card_that_describes_them(shipped,
 
 
 def test_loads_back_the_checkpoints_acting_networks(shipped, tiny_run):
-    from models.evaluate import load_policy
+    from models.play.evaluate import load_policy
 
     d, card = shipped
     cfg, agent, mixer, loaded = policies.load_policy_by_name("tiny", directory=d)
@@ -85,7 +85,7 @@ def test_loads_back_the_checkpoints_acting_networks(shipped, tiny_run):
 
 
 def test_a_greedy_evaluation_reproduces_the_cards_figures(shipped):
-    from models.evaluate import evaluate_checkpoint
+    from models.play.evaluate import evaluate_checkpoint
 
     _, card = shipped
     res = evaluate_checkpoint(card.weights, EPISODES, card.eval_seed)
@@ -95,7 +95,7 @@ def test_a_greedy_evaluation_reproduces_the_cards_figures(shipped):
 
 
 def test_changed_or_unsafe_files_are_refused_with_the_file_named(shipped, tmp_path):
-    from models.evaluate import load_policy
+    from models.play.evaluate import load_policy
 
     d = _copy(shipped[0], tmp_path / "p")
     npz = d / "tiny.npz"
@@ -163,17 +163,17 @@ def test_weights_over_the_size_limit_are_not_shipped(tiny_run, tmp_path, monkeyp
 
 def test_the_policies_directory_is_overridable(tmp_path, monkeypatch):
     monkeypatch.delenv(ENV_DIR, raising=False)
-    assert policies.policies_dir() == Path(policies.__file__).resolve().parents[1] / "assets" / "policies"
+    assert policies.policies_dir() == Path(policies.__file__).resolve().parents[2] / "assets" / "policies"
     monkeypatch.setenv(ENV_DIR, str(tmp_path))
     assert policies.policies_dir() == tmp_path and policies.policies_dir("x") == Path("x")
 
 
 # ---- playing it: Watch mode, episode files, forks ------------------------------------------------------------------
 def test_watching_a_shipped_policy_records_episodes_that_name_it(shipped, tmp_path):
-    from models.episode_file import EpisodeFileError, load_episode
-    from models.recording import episode_policy
-    from models.train import Callbacks
-    from models.watch import watch
+    from models.files.episode_file import EpisodeFileError, load_episode
+    from models.play.recording import episode_policy
+    from models.training.train import Callbacks
+    from models.play.watch import watch
 
     d = _copy(shipped[0], tmp_path / "p")
     card = policies.find_policy("tiny", d)
@@ -351,7 +351,7 @@ def test_app_without_a_shipped_policy_opens_idle_and_says_so(qtbot, app_window):
 def test_the_shipped_policies_match_their_cards_and_play(monkeypatch):
     """Every policy under assets/policies/ (none until the maintainers ship them): its card's digest matches its
     weights, the weights are small plain arrays, and a greedy episode of it runs."""
-    from models.evaluate import evaluate_checkpoint
+    from models.play.evaluate import evaluate_checkpoint
 
     monkeypatch.delenv(ENV_DIR, raising=False)
     for card in policies.list_policies():

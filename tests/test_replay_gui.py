@@ -22,7 +22,7 @@ from workbench.state import WorkbenchState  # noqa: E402
 
 @pytest.fixture(scope="module")
 def episode(episode_path):
-    from models.episode_file import load_episode
+    from models.files.episode_file import load_episode
 
     return load_episode(episode_path)
 

@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from models.learner import NEG_INF, res_operator
-from models.mixers import make_mixer
+from models.core.learner import NEG_INF, res_operator
+from models.core.mixers import make_mixer
 
 
 def dense_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, beta):

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from models import stats
+from models.sweeps import stats
 
 
 def test_known_values():

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from models import registry
-from models.compare import compare_runs, summarise
+from models.sweeps.compare import compare_runs, summarise
 from models.config import load_config
-from models.sweep import RAY_MISSING, SweepSpec, default_workers, plan_sweep, run_sweep
+from models.sweeps.sweep import RAY_MISSING, SweepSpec, default_workers, plan_sweep, run_sweep
 from workbench.cli import main
 
 TINY = ["--set", "run.t_max=600", "--set", "run.test_interval=128"]
@@ -83,7 +83,7 @@ def test_local_sweep_writes_runs_and_compare_tables_them(base_sweep, tmp_path):
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_runs(base_sweep, tmp_path):
-    from models.train import train
+    from models.training.train import train
 
     d = tmp_path / "sw"
     shutil.copytree(base_sweep[0], d, copy_function=shutil.copy2)
@@ -162,7 +162,7 @@ def test_grid_makes_one_group_per_value(tmp_path):
 
 
 def test_compare_refuses_to_mix_battles_and_matrix_games_without_a_metric(tmp_path):
-    from models.compare import CompareError
+    from models.sweeps.compare import CompareError
 
     battle = _fake_run(tmp_path / "b", 0, 0.001, [(100, 1, 0.5)])
     game = _fake_run(tmp_path / "g", 0, 0.001, [(100, 1, 0.5)])
@@ -313,7 +313,7 @@ def test_compare_statistics_on_hand_made_runs(tmp_path):
 def test_compare_an_episode_metric_over_seeds(base_sweep):
     """Overestimation (Qtot - discounted return of training episodes) with bands: windows of training episodes,
     while the evaluations still time the thresholds."""
-    from models.compare import EPISODE_WINDOW, read_run
+    from models.sweeps.compare import EPISODE_WINDOW, read_run
 
     d, _ = base_sweep
     c = compare_runs([d], metric="overestimation", at=[300])
@@ -338,8 +338,8 @@ def test_compare_reads_a_growing_run_incrementally(tmp_path):
     and a file replaced (a resume's repair) or cut shorter is read again from its start."""
     import os
 
-    from models import compare
-    from models.compare import read_run
+    from models.sweeps import compare
+    from models.sweeps.compare import read_run
 
     d = _fake_run(tmp_path / "r", 0, 0.001, [(t, t / 10, t / 1000) for t in range(0, 501, 100)])
     csv_path = d / "metrics.csv"
@@ -391,7 +391,7 @@ def test_compare_plot_legend_goes_to_the_corner_the_curves_leave_empty():
 
 
 def test_compare_reports_iqm_intervals_and_probability_of_improvement(tmp_path):
-    from models import stats
+    from models.sweeps import stats
 
     # group a: final win rates 0.5, 0.8, 1.0 (seeds 0-2); group b: 0.0 everywhere
     for seed, slope in enumerate((0.5, 0.8, 1.0)):
@@ -412,7 +412,7 @@ def test_compare_reports_iqm_intervals_and_probability_of_improvement(tmp_path):
 def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
     import json
 
-    from models.marl_eval import export_marl_eval
+    from models.sweeps.marl_eval import export_marl_eval
 
     for seed, slope in enumerate((1.0, 2.0, 4.0)):
         _fake_run(tmp_path / "runs" / f"a{seed}", seed, 0.001,
@@ -437,7 +437,7 @@ def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
 
 
 def test_the_best_checkpoint_is_judged_by_the_last_evaluation_at_or_before_it(tmp_path):
-    from models.evaluate import best_checkpoint
+    from models.play.evaluate import best_checkpoint
 
     run = _fake_run(tmp_path / "r", 0, 0.001, [(100, 1, 0.2), (210, 2, 0.9), (290, 3, 0.5), (400, 4, 0.9)])
     (run / "checkpoints").mkdir()

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.buffer import EpisodeBuffer
-from models.checkpoint import CheckpointError, load_checkpoint
+from models.core.buffer import EpisodeBuffer
+from models.files.checkpoint import CheckpointError, load_checkpoint
 from models.config import ConfigError, list_presets, load_config
-from models.runner import epsilon_at
-from models.train import Callbacks, Trainer, train
+from models.core.runner import epsilon_at
+from models.training.train import Callbacks, Trainer, train
 from workbench.cli import main as cli
 
 TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
@@ -254,7 +254,7 @@ def test_cli_prints_learned_tables_of_a_matrix_game(tmp_path, capsys):
 
 
 def test_per_env_epsilons_spread_from_the_schedules_value_down_to_a_greedy_env_0():
-    from models.runner import env_epsilons
+    from models.core.runner import env_epsilons
 
     assert np.allclose(env_epsilons(0.3, 4, 0.0), 0.3)
     e = env_epsilons(0.4, 16, 7.0)
@@ -262,7 +262,7 @@ def test_per_env_epsilons_spread_from_the_schedules_value_down_to_a_greedy_env_0
 
 
 def test_a_held_exploratory_action_is_kept_until_it_runs_out_or_is_unavailable():
-    from models.runner import ExplorationHold, select_actions
+    from models.core.runner import ExplorationHold, select_actions
 
     rng = np.random.default_rng(0)
     q = torch.zeros(64, 2, 5)

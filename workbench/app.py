@@ -1,6 +1,6 @@
 """The QMIX Workbench main window: dockable panels over a `WorkbenchState`, fed by a trainer process (training,
 Watch mode) or by an episode file (Replay mode: a timeline under the arena, forks, export). `run_app` opens it
-watching the shipped QMIX policy (`models.policies`)."""
+watching the shipped QMIX policy (`models.files.policies`)."""
 from __future__ import annotations
 
 import os
@@ -215,9 +215,9 @@ class MainWindow(QMainWindow):
         if self.client.alive() and self.state.mode != "watch":
             self._log("stop the current run before watching a checkpoint")
             return False
-        from models.checkpoint import CheckpointError, load_checkpoint
+        from models.files.checkpoint import CheckpointError, load_checkpoint
         from models.config import from_dict
-        from models.policies import is_policy_file, verified_card
+        from models.files.policies import is_policy_file, verified_card
 
         card = None
         try:
@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
     # ---- shipped policies ---------------------------------------------------------------------------------------
     def _list_policies(self) -> list:
         """The shipped policies' cards, shown in Controls' *Policies* list; a bad card is a message, not a crash."""
-        from models.policies import PolicyError, list_policies
+        from models.files.policies import PolicyError, list_policies
 
         bad: list = []
         try:
@@ -272,7 +272,7 @@ class MainWindow(QMainWindow):
 
     def watch_policy(self, name: str) -> bool:
         """Watch mode on the shipped policy `name` (what the *Policies* list does)."""
-        from models.policies import PolicyError, find_policy
+        from models.files.policies import PolicyError, find_policy
 
         try:
             card = find_policy(name)
@@ -411,7 +411,7 @@ class MainWindow(QMainWindow):
         if self.client.alive():
             self._log("stop the current run before opening an episode")
             return False
-        from models.episode_file import EpisodeFileError, load_episode
+        from models.files.episode_file import EpisodeFileError, load_episode
 
         try:
             ep = load_episode(path)
@@ -534,12 +534,12 @@ class MainWindow(QMainWindow):
         return self.state.replay
 
     def run_fork(self, agent: int, action, episodes: int = 20):
-        """`models.fork.fork` at the replay's step, synchronously under a wait cursor (about a second at small N);
+        """`models.play.fork.fork` at the replay's step, synchronously under a wait cursor (about a second at small N);
         the table goes to the Fork panel and Messages. A fork that cannot run is a message; None then."""
         rp = self._replay_for("fork")
         if rp is None:
             return None
-        from models.fork import fork
+        from models.play.fork import fork
 
         QApplication.setOverrideCursor(Qt.WaitCursor)
         try:
@@ -739,7 +739,7 @@ class MainWindow(QMainWindow):
                             f"{st.steps_per_s:,.0f} steps/s   |   panels {fs['hz']:.0f} Hz   |   "
                             f"run: {st.run_dir or '-'}{err}")
 
-    # ---- Compare runs: a window over models.compare, beside whatever this one is doing ---------------------
+    # ---- Compare runs: a window over models.sweeps.compare, beside whatever this one is doing ---------------------
     def ask_compare(self):
         d = QFileDialog.getExistingDirectory(self, "Compare runs: a sweep, a directory of runs, or a run",
                                              self.runs_dir)

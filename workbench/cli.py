@@ -237,7 +237,7 @@ class ProgressBar:
 
 def _train(args) -> int:
     from models.config import apply_file, apply_overrides, load_config
-    from models.train import train
+    from models.training.train import train
 
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     bar = ProgressBar()
@@ -266,7 +266,7 @@ def _train(args) -> int:
 
 def _policy_source(args) -> str:
     """What a command plays: its CHECKPOINT argument, or the weights of the shipped policy --policy names."""
-    from models.policies import find_policy, list_policies
+    from models.files.policies import find_policy, list_policies
 
     if args.checkpoint is not None and args.policy is not None:
         raise ValueError(f"{args.cmd}: give a checkpoint or --policy NAME, not both")
@@ -281,7 +281,7 @@ def _policy_source(args) -> str:
 
 def _eval(args) -> int:
     from models.config import from_dict
-    from models.evaluate import evaluate_checkpoint
+    from models.play.evaluate import evaluate_checkpoint
 
     res = evaluate_checkpoint(_policy_source(args), args.episodes, args.seed)
     meta = res["meta"]
@@ -297,14 +297,14 @@ def _eval(args) -> int:
 
 
 def _record(args) -> int:
-    from models.recording import record_episodes
+    from models.play.recording import record_episodes
 
     record_episodes(_policy_source(args), args.episodes, args.out, args.seed, log=print, force=args.force)
     return 0
 
 
 def _watch(args) -> int:
-    from models.evaluate import load_policy
+    from models.play.evaluate import load_policy
 
     source = _policy_source(args)
     load_policy(source)  # a bad checkpoint or policy is one line here, before any window opens
@@ -314,7 +314,7 @@ def _watch(args) -> int:
 
 
 def _policies(args) -> int:
-    from models.policies import list_policies, policies_dir
+    from models.files.policies import list_policies, policies_dir
 
     bad: list = []
     cards = list_policies(unreadable=bad)
@@ -331,7 +331,7 @@ def _policies(args) -> int:
 def _ship_policy(args) -> int:
     import shlex
 
-    from models.policies import ship_policy
+    from models.files.policies import ship_policy
 
     command = shlex.join(["qmix-workbench", "ship-policy", str(args.checkpoint), "--name", args.name, "--episodes",
                           str(args.episodes), "--seed", str(args.seed)] + (["--out", args.out] if args.out else []))
@@ -346,7 +346,7 @@ def _ship_policy(args) -> int:
 
 
 def _replay(args) -> int:
-    from models.episode_file import load_episode
+    from models.files.episode_file import load_episode
 
     load_episode(args.file)  # a bad file is one line here, before any window opens
     from workbench.app import run_app
@@ -355,8 +355,8 @@ def _replay(args) -> int:
 
 
 def _fork(args) -> int:
-    from models.episode_file import load_episode
-    from models.fork import fork
+    from models.files.episode_file import load_episode
+    from models.play.fork import fork
 
     action = args.action.strip().lower()
     if action != "greedy":
@@ -392,14 +392,14 @@ def _export(args) -> int:
 def _tables(args) -> int:
     from pathlib import Path
 
-    from models.evaluate import load_policy
-    from models.tables import format_tables, format_tables_over_runs, matrix_game_tables, tables_over_runs
+    from models.play.evaluate import load_policy
+    from models.play.tables import format_tables, format_tables_over_runs, matrix_game_tables, tables_over_runs
     from sims import list_matrix_games
 
     paths = args.checkpoint
     first = Path(paths[0])
     if len(paths) > 1 or (first / "sweep.toml").exists() or (first.is_dir() and not (first / "config.toml").exists()):
-        from models.compare import find_runs
+        from models.sweeps.compare import find_runs
 
         print(format_tables_over_runs(tables_over_runs(find_runs(paths))))
         return 0
@@ -444,8 +444,7 @@ def _render(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+
 
 
 def check_output(out, inputs=(), force: bool = False, flag: str = "--out"):
@@ -474,3 +473,7 @@ def _show_defaults(parser) -> None:
         text = action.help or ""
         if "default" not in text.lower():
             action.help = (text + " " if text else "") + "(default: %(default)s)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -197,7 +197,7 @@ class FrameComposer:
         return f"{self.algorithm}  step {i}/{self.T}  u=({u})  r {float(a['reward'][i - 1]):+.2f}"
 
     def arena(self, i: int) -> np.ndarray:
-        from models.episode_file import DRAW_FIELDS
+        from models.files.episode_file import DRAW_FIELDS
         from sims.world import WorldView
 
         a = self.ep.arrays
@@ -300,7 +300,7 @@ def _qimage_rgb(img) -> np.ndarray:
 
 
 def _episode(path_or_episode):
-    from models.episode_file import Episode, load_episode
+    from models.files.episode_file import Episode, load_episode
 
     return path_or_episode if isinstance(path_or_episode, Episode) else load_episode(path_or_episode)
 

@@ -1,5 +1,5 @@
 """PNG plots: `qmix-workbench plot RUN_DIR` (one run's win rate, return and overestimation curves) and
-`qmix-workbench compare --out` (groups of runs with their bands, from `models.compare`)."""
+`qmix-workbench compare --out` (groups of runs with their bands, from `models.sweeps.compare`)."""
 from __future__ import annotations
 
 import csv
@@ -71,7 +71,7 @@ GROUP_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (
 
 
 def plot_compare(comparison, out_png, width=1400, height=480) -> str:
-    """A `models.compare.Comparison` as a PNG: each group's centre curve and band over env steps (left) and
+    """A `models.sweeps.compare.Comparison` as a PNG: each group's centre curve and band over env steps (left) and
     over training wall-clock time (right)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import pyqtgraph as pg
@@ -162,7 +162,7 @@ def plot_statistics(comparison, out_png, width=1500, height=480, reps: int = 200
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
-    from models import stats
+    from models.sweeps import stats
 
     check_out_png(out_png)
     _app = QApplication.instance() or QApplication([])

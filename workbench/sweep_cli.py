@@ -1,5 +1,5 @@
 """The `sweep` and `compare` commands of `qmix-workbench`: argument parsing and printing over
-`models.sweep` and `models.compare` (which hold the logic)."""
+`models.sweeps.sweep` and `models.sweeps.compare` (which hold the logic)."""
 from __future__ import annotations
 
 import math
@@ -71,7 +71,7 @@ def _out(msg: str) -> None:
 
 
 def sweep_command(args) -> int:
-    from models.sweep import SweepError, SweepSpec, parse_grid, parse_seeds, plan_sweep, run_sweep
+    from models.sweeps.sweep import SweepError, SweepSpec, parse_grid, parse_seeds, plan_sweep, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise SweepError(f"--workers: expected a whole number >= 1, got {args.workers} (leave it out to size the pool "
@@ -128,7 +128,7 @@ def sweep_command(args) -> int:
 
 
 def compare_command(args) -> int:
-    from models.compare import CompareError, compare_runs
+    from models.sweeps.compare import CompareError, compare_runs
 
     at = None
     if args.at:
@@ -152,7 +152,7 @@ def compare_command(args) -> int:
         print()
         print(c.runs_table())
     if args.export_marl_eval:
-        from models.marl_eval import export_marl_eval
+        from models.sweeps.marl_eval import export_marl_eval
 
         print(f"wrote {export_marl_eval(c, args.export_marl_eval)}")
     if args.out:

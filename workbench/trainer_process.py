@@ -1,4 +1,4 @@
-"""The trainer process: `models.train` (or `models.watch`) in a spawned process that never imports Qt.
+"""The trainer process: `models.training.train` (or `models.play.watch`) in a spawned process that never imports Qt.
 
 Down: a command queue. Up: a lossless message queue (episode/update/eval metrics, errors) and a
 latest-wins snapshot queue (bounded; a snapshot that does not fit is dropped).
@@ -23,7 +23,7 @@ def _probe_dict(r) -> dict:
 
 
 class ProcessCallbacks:
-    """`models.train.Callbacks` that talks to the GUI through queues."""
+    """`models.training.train.Callbacks` that talks to the GUI through queues."""
 
     def __init__(self, cmd_q, msg_q, snap_q, snapshot_hz: float):
         self.cmd_q, self.msg_q, self.snap_q = cmd_q, msg_q, snap_q
@@ -137,7 +137,7 @@ class ProcessCallbacks:
 
     # ---- the step hook ------------------------------------------------------------------------------------
     def on_step(self, ctx):
-        from models.train import StopRequested
+        from models.training.train import StopRequested
 
         now = time.monotonic()
         if now - self.last_poll >= 0.01:  # a queue poll costs more than a step of bookkeeping
@@ -213,12 +213,12 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
             numba.set_num_threads(min(nt, numba.config.NUMBA_NUM_THREADS))
         if mode == "train":
             from models.config import from_dict
-            from models.train import train
+            from models.training.train import train
 
             cfg = from_dict(payload["config"]) if payload.get("config") is not None else None
             train(cfg, callbacks=cb, run_dir=payload.get("run_dir"), resume=payload.get("resume"), log=cb.log)
         elif mode == "watch":
-            from models.watch import watch
+            from models.play.watch import watch
 
             watch(payload["checkpoint"], cb, seed=payload.get("seed", 0), keep=int(payload.get("keep", 20)),
                   record=payload.get("record", "auto"))

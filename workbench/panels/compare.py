@@ -4,7 +4,7 @@ bands, and their table below.
 Runs still training (a sweep under way) are followed: every few seconds the window looks at the runs' files
 and, when one changed or a new run started, reads the comparison again.
 
-It is a view over `models.compare.compare_runs`: the grouping, the statistics and the table's text are that
+It is a view over `models.sweeps.compare.compare_runs`: the grouping, the statistics and the table's text are that
 function's; this module owns only the choice of sources and options, and the plot items, which it keeps per
 group and updates in place (`setData`) when an option changes.
 """
@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from models.compare import METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
+from models.sweeps.compare import METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
 

@@ -14,7 +14,7 @@ GREEDY = "greedy"
 
 
 class ForkDialog(QDialog):
-    """Choices for `models.fork.fork` at decision step `model.step` of a `ReplayModel`."""
+    """Choices for `models.play.fork.fork` at decision step `model.step` of a `ReplayModel`."""
 
     def __init__(self, model, selected_agent: int = 0, matrix_game: bool = False, parent=None):
         super().__init__(parent)

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from . import stats
-from .config import Config, convert_legacy, flatten
-from .errors import WorkbenchError
-from .rundir import config_edited
+from ..config import Config, convert_legacy, flatten
+from ..errors import WorkbenchError
+from ..files.rundir import config_edited
 
 STATS = ("median", "mean", "iqm")
 EVAL_METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv
@@ -345,7 +345,7 @@ def group_key(config: dict) -> tuple:
 
 def _labels(configs: list[dict]) -> list[str]:
     """Algorithm (and map, when they differ), then the keys whose values differ between the groups."""
-    from .registry import algorithm_of
+    from ..registry import algorithm_of
 
     ours = [c for c in configs if "marl_eval.algorithm" not in c]  # imported runs are labelled by their file
     keys = sorted({k for c in ours for k in c})

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import check_episodes
-from .episode_file import Episode, EpisodeFileError, EpisodeRecorder, concat
-from .probe import Probe
+from ..config import check_episodes
+from ..files.episode_file import Episode, EpisodeFileError, EpisodeRecorder, concat
+from ..core.probe import Probe
 
 
 @dataclass
@@ -145,7 +145,7 @@ def play_on(ep: Episode, step: int, first_actions: np.ndarray, agent_net, probe:
 def fork(ep: Episode, step: int, agent: int, action: int | str, episodes: int = 20, seed: int = 0,
          device="cpu") -> ForkResult:
     """`action`: an action index, or "greedy" (the policy's own choice instead of a recorded exploratory one)."""
-    from .envs import make_env_for
+    from ..core.envs import make_env_for
     from .recording import episode_policy
 
     T = ep.length

@@ -33,9 +33,9 @@ from typing import Any, Callable
 
 import tomli_w
 
-from .config import Config, ConfigError, check_seed, load_config, parse_override
-from .errors import WorkbenchError
-from .rundir import LOCK_FILE, DirLock
+from ..config import Config, ConfigError, check_seed, load_config, parse_override
+from ..errors import WorkbenchError
+from ..files.rundir import LOCK_FILE, DirLock
 
 SWEEP_FILE = "sweep.toml"
 FORMAT = "qmix-workbench-sweep/1"
@@ -294,7 +294,7 @@ def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | Non
             raise SweepError(f"--set {key}: not settable in a sweep ({RESERVED_KEYS[key]})")
         if key in grid:
             raise SweepError(f"{key} is both in --set and in --grid; keep one")
-    from .registry import check_preset
+    from ..registry import check_preset
 
     resolved = []
     for p in presets:  # a file is kept by its absolute path, so a resume from elsewhere finds it
@@ -392,7 +392,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
     start it clean; then evaluate it greedily (`final_eval.json`) and mark it finished (`sweep_done.json`).
     `report` gets every evaluation (Ray Tune); `should_stop` ends training after a round (a checkpoint
     is saved and the trial stays unfinished). Failures come back as a result, not an exception."""
-    from .train import Callbacks, train
+    from ..training.train import Callbacks, train
 
     run_dir = Path(job.run_dir)
     if is_finished(run_dir):
@@ -432,7 +432,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
             return TrialResult(job.name, "stopped", time.monotonic() - t0, summary["t_env"])
         win, episodes = summary["final_test_win_rate"], cfg.run.test_episodes
         if job.final_episodes:
-            from .evaluate import evaluate_checkpoint
+            from ..play.evaluate import evaluate_checkpoint
 
             # the step checkpoint, not latest.pt: the same weights without the replay buffer to read
             step = run_dir / "checkpoints" / f"t{summary['t_env']:010d}.pt"
@@ -442,7 +442,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
                                                "return": ev["return"], "dead_enemies": ev["dead_enemies"],
                                                "t_env": ev["meta"]["t_env"], "seed": 12345})
         if job.absolute_episodes:
-            from .evaluate import absolute_evaluation
+            from ..play.evaluate import absolute_evaluation
 
             try:
                 ab = absolute_evaluation(run_dir, job.absolute_episodes)
@@ -456,7 +456,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
         log(f"done: {result.t_env:,} env steps, final greedy win rate {win:.1%} over {episodes} episodes")
         return result
     except Exception as e:  # noqa: BLE001 - one trial's failure is reported; the sweep goes on
-        from .errors import user_message
+        from ..errors import user_message
 
         log(traceback.format_exc())
         msg = user_message(e) or f"{type(e).__name__}: {e} (traceback in {job.log_path})"

@@ -5,18 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .envs import make_env_for
+from ..core.envs import make_env_for
 from .evaluate import load_policy
-from .probe import Probe
-from .runner import Runner
-from .episode_file import EpisodeRecorder
-from .trace import EpisodeTrace
-from .train import Callbacks, StepContext, StopRequested
+from ..core.probe import Probe
+from ..core.runner import Runner
+from ..files.episode_file import EpisodeRecorder
+from ..core.trace import EpisodeTrace
+from ..training.train import Callbacks, StepContext, StopRequested
 
 
 def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None,
           record: str | None = "auto", keep: int = 20) -> dict:
-    """`checkpoint`: a checkpoint file, a run directory or a shipped policy's `.npz` (`models.policies`).
+    """`checkpoint`: a checkpoint file, a run directory or a shipped policy's `.npz` (`models.files.policies`).
     `record`: a directory for the episode files of the last `keep` episodes played ("auto": the checkpoint's run
     directory's episodes/; none for a shipped policy, whose directory is the installed package; None: no files)."""
     from .recording import EpisodeRing, checkpoint_ref, episode_header, run_dir_of_checkpoint

@@ -13,7 +13,7 @@ or a function argument overrides it):
   how good it is (greedy win rate, mean return and enemies killed over N episodes of a fixed eval seed), plus the
   SHA-256 of the `.npz` file's bytes, checked on every load.
 
-Wherever a checkpoint path goes (`models.evaluate.load_policy`, `evaluate_checkpoint`, `models.watch.watch`,
+Wherever a checkpoint path goes (`models.play.evaluate.load_policy`, `evaluate_checkpoint`, `models.play.watch.watch`,
 `record_episodes`, an episode file's header), a shipped policy's `.npz` path goes too; `find_policy(name).weights`
 turns a name into that path.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 FORMAT = "qmix-workbench-policy/1"
 ENV_DIR = "QMIX_WORKBENCH_POLICIES"
@@ -107,7 +107,7 @@ class Card:
                 f"{self.score} (greedy, over {self.eval_episodes} episodes)")
 
     def meta(self) -> dict:
-        """The policy described the way a checkpoint's metadata is (`models.checkpoint.load_checkpoint`), so code
+        """The policy described the way a checkpoint's metadata is (`models.files.checkpoint.load_checkpoint`), so code
         that plays a checkpoint plays a shipped policy unchanged."""
         return {"path": str(self.weights.resolve()), "digest": self.digest, "verified": True, "config": self.config,
                 "fingerprint": dict(self.dims), "t_env": self.t_env, "algorithm": self.algorithm, "run_dir": "",
@@ -255,8 +255,8 @@ def load_policy_file(path: str | Path, device="cpu"):
     """(config, agent, mixer, card) of the shipped policy whose weights are `path` (its card beside it)."""
     import torch
 
-    from .config import from_dict
-    from .learner_host import build_networks
+    from ..config import from_dict
+    from ..training.learner_host import build_networks
 
     card = _card_beside(path)
     w = load_weights(card)
@@ -294,7 +294,7 @@ def check_name(name: str) -> str:
 def _preset_of(cfg) -> str | None:
     """The shipped preset a config came from: its run name when that is one (presets name their runs after
     themselves), else the algorithm's preset for the map, else None."""
-    from .registry import algorithm_of, list_presets
+    from ..registry import algorithm_of, list_presets
 
     names = list_presets()
     if cfg.run.name in names:
@@ -358,9 +358,9 @@ def ship_policy(checkpoint, name: str, episodes: int = 200, seed: int = 12345, o
     `episodes` episodes from `seed`, then write `name.npz` and `name.json` into `out_dir` (default:
     `$QMIX_WORKBENCH_POLICIES`; the installed package's own directory only when named), each atomically.
     An existing policy of that name is replaced only with `force`."""
-    from .evaluate import evaluate_policy, load_policy
-    from .learner_host import actor_weights
-    from .recording import run_dir_of_checkpoint
+    from ..play.evaluate import evaluate_policy, load_policy
+    from ..training.learner_host import actor_weights
+    from ..play.recording import run_dir_of_checkpoint
 
     check_name(name)
     if out_dir is None and not os.environ.get(ENV_DIR):

@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .errors import RunDirError
+from ..errors import RunDirError
 
 RUN_ENTRIES = ("config.toml", "metrics.csv", "checkpoints", "tb")
 

@@ -6,17 +6,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import check_compatible, load_checkpoint
-from .config import check_episodes, check_seed, from_dict
-from .envs import make_env_for
-from .learner_host import build_networks, load_actor_weights
-from .runner import Runner
+from ..files.checkpoint import check_compatible, load_checkpoint
+from ..config import check_episodes, check_seed, from_dict
+from ..core.envs import make_env_for
+from ..training.learner_host import build_networks, load_actor_weights
+from ..core.runner import Runner
 
 
 def load_policy(path, device="cpu"):
     """(config, agent, mixer, meta) from a checkpoint file, a run directory, or a shipped policy's `.npz` file
-    (`models.policies`; its `meta` reads like a checkpoint's, with `"policy"`: its name)."""
-    from .policies import is_policy_file, load_policy_file
+    (`models.files.policies`; its `meta` reads like a checkpoint's, with `"policy"`: its name)."""
+    from ..files.policies import is_policy_file, load_policy_file
 
     if is_policy_file(path):
         cfg, agent, mixer, card = load_policy_file(path, device)

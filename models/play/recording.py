@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import check_episodes
-from .episode_file import Episode, EpisodeFileError, EpisodeRecorder
+from ..config import check_episodes
+from ..files.episode_file import Episode, EpisodeFileError, EpisodeRecorder
 
 WEIGHT_PREFIX = "w."  # embedded network weights: "w.agent.<param>", "w.mixer.<param>"
 
@@ -60,7 +60,7 @@ def _find_checkpoint(path: Path, digest: str | None, wdigest: str | None):
     """The checkpoint the episode was played with: `path` if it still holds those weights, else a sibling that does
     (latest.pt moves on as a run trains, or is rewritten with the replay buffer; the t*.pt it pointed to stays).
     Matched by the weights' own digest when the episode has one, else by the file's."""
-    from .checkpoint import CheckpointError, load_checkpoint
+    from ..files.checkpoint import CheckpointError, load_checkpoint
 
     tried = [path] + sorted(path.parent.glob("t*.pt"), reverse=True)
     for p in tried:
@@ -81,8 +81,8 @@ def _find_checkpoint(path: Path, digest: str | None, wdigest: str | None):
 def episode_policy(ep: Episode, device="cpu"):
     """(config, agent, mixer) that played `ep`: embedded weights, or its checkpoint or shipped policy (checked by
     digest)."""
-    from .config import from_dict
-    from .learner_host import build_networks, load_actor_weights
+    from ..config import from_dict
+    from ..training.learner_host import build_networks, load_actor_weights
 
     cfg = from_dict(ep.header["config"])
     dims = ep.header["dims"]
@@ -117,7 +117,7 @@ def episode_policy(ep: Episode, device="cpu"):
 def _shipped_policy(ep: Episode, ck: dict, device):
     """The networks of the shipped policy that played `ep`: the file it names if its digest still matches, else
     the policy of that name in today's policies directory if that one matches (an app installed elsewhere)."""
-    from .policies import PolicyError, find_policy, load_policy_file
+    from ..files.policies import PolicyError, find_policy, load_policy_file
 
     tried = [Path(ck["path"])]
     if ck.get("policy"):
@@ -172,7 +172,7 @@ def checkpoint_ref(meta: dict, agent=None, mixer=None) -> dict:
     """An episode header's `checkpoint`: the file that played it, its digest, the digest of the weights themselves
     (found again in a sibling checkpoint when the file moves on) and, for a shipped policy, its name (a fork finds it
     again in an app installed elsewhere)."""
-    from .learner_host import actor_weights
+    from ..training.learner_host import actor_weights
 
     ref = {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
     if agent is not None:
@@ -192,11 +192,11 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
     """Play `episodes` greedy episodes of a checkpoint, one battle at a time, and write each to a file named by its
     source, seed and index (`qmix_s7_00000.npz`, `t0000200000_s7_00000.npz`): recordings of another policy or
     seed never replace these, and existing files of the same ones are refused unless `force`."""
-    from .config import check_seed
-    from .envs import make_env_for
+    from ..config import check_seed
+    from ..core.envs import make_env_for
     from .evaluate import load_policy
-    from .probe import Probe
-    from .runner import Runner
+    from ..core.probe import Probe
+    from ..core.runner import Runner
 
     check_episodes(episodes)
     check_seed("--seed", seed)

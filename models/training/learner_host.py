@@ -27,14 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .agent import RNNAgent
-from .buffer import EpisodeBuffer
-from .checkpoint import save_checkpoint
-from .config import Config
-from .episode import EpisodeBatch
-from .errors import CheckpointWriteError
-from .learner import Learner
-from .mixers import make_mixer
+from ..core.agent import RNNAgent
+from ..core.buffer import EpisodeBuffer
+from ..files.checkpoint import save_checkpoint
+from ..config import Config
+from ..core.episode import EpisodeBatch
+from ..errors import CheckpointWriteError
+from ..core.learner import Learner
+from ..core.mixers import make_mixer
 from .resources import available_memory
 
 
@@ -270,7 +270,7 @@ def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str,
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         torch.set_num_threads(max(1, threads))
-        from .config import from_dict
+        from ..config import from_dict
 
         cfg = from_dict(cfg_dict)
         agent, mixer = build_networks(cfg, dims, torch.device(device))
@@ -287,7 +287,7 @@ def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str,
                 state, path = payload
                 d = _from_bytes(state)
                 if path is not None:
-                    from .checkpoint import load_checkpoint
+                    from ..files.checkpoint import load_checkpoint
 
                     d["buffer"] = load_checkpoint(path)[1]["buffer"]
                 core.load(d)

@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 
 
-from .buffer import buffer_nbytes
-from .errors import ResourceError
+from ..core.buffer import buffer_nbytes
+from ..errors import ResourceError
 
 GiB = 2**30
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .agent import RNNAgent
-from .config import Config
+from ..config import Config
 
 NEG_INF = -1e9
 

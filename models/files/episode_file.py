@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import WorkbenchError
+from ..errors import WorkbenchError
 
 FORMAT = "qmix-workbench-episode"
 VERSION = 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import NO_SPACE, CheckpointWriteError, WorkbenchError
+from ..errors import NO_SPACE, CheckpointWriteError, WorkbenchError
 
 FORMAT = "qmix-workbench-checkpoint/2"
 LEGACY_FORMATS = ("qmix-workbench-checkpoint/1",)  # before digests: loaded, marked unverified

@@ -13,20 +13,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import rundir
-from .buffer import describe_buffer
-from .checkpoint import (CheckpointError, check_compatible, fingerprint_differences, link_checkpoint,
+from ..files import rundir
+from ..core.buffer import describe_buffer
+from ..files.checkpoint import (CheckpointError, check_compatible, fingerprint_differences, link_checkpoint,
                          load_checkpoint, remove_stale_temps, save_checkpoint)
-from .config import Config, ConfigError, apply_overrides, from_dict
-from .envs import make_env_for
-from .errors import DivergenceError, RunDirError
+from ..config import Config, ConfigError, apply_overrides, from_dict
+from ..core.envs import make_env_for
+from ..errors import DivergenceError, RunDirError
 from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
                            load_actor_weights)
-from .probe import Probe
+from ..core.probe import Probe
 from .resources import check_memory
-from .episode_file import EpisodeRecorder
-from .runner import ExplorationHold, Runner, env_epsilons, epsilon_at
-from .trace import EpisodeTrace
+from ..files.episode_file import EpisodeRecorder
+from ..core.runner import ExplorationHold, Runner, env_epsilons, epsilon_at
+from ..core.trace import EpisodeTrace
 
 CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
                "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
@@ -243,7 +243,7 @@ class Trainer:
         changes on resume with --set), so say what the edit changed and keep it beside the new config.toml."""
         import tomllib
 
-        from .config import convert_legacy, flatten
+        from ..config import convert_legacy, flatten
 
         try:
             edited = flatten(convert_legacy(tomllib.loads((self.run_dir / "config.toml").read_text()))[0])
@@ -432,7 +432,7 @@ class Trainer:
     def _keep_recording(self, batch, t_before: int, eps: float) -> None:
         """Keep environment 0's episode when an interval is due or it is the run's first win (env 0 is recorded
         every round until then: a few copies per step)."""
-        from .recording import embed_weights, episode_header
+        from ..play.recording import embed_weights, episode_header
 
         R = self.cfg.run
         due = R.record_interval > 0 and t_before >= self._next_record

@@ -30,7 +30,7 @@ SOURCE_KEY = "marl_eval.source"  # config keys of an imported run (kept out of o
 def _algorithm(r: RunCurve) -> str:
     if "marl_eval.algorithm" in r.config:
         return str(r.config["marl_eval.algorithm"])
-    from .registry import algorithm_of
+    from ..registry import algorithm_of
 
     try:
         return algorithm_of(r.config.get("algo.mixer", "qmix"), r.config.get("algo.res", False)).name
