@@ -23,9 +23,9 @@ def long_episode(seed: int = 0, attack_p: float = 0.03):
     from models.config import load_config
     from models.core.envs import make_env_for
     from models.files.episode_file import EpisodeRecorder
-    from models.training.learner_host import build_networks
+    from models.core.networks import build_networks
     from models.core.probe import Probe
-    from models.play.recording import episode_header
+    from models.files.episode_file import episode_header
     from models.core.runner import Runner
 
     cfg = load_config("res_qmix_2c_vs_64zg")

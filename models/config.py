@@ -180,6 +180,7 @@ def check_seed(key: str, value) -> int:
     return value
 
 
+EVAL_SEED = 12345  # the greedy evaluations' seed (eval, ship-policy, a sweep's final and absolute evaluations)
 MAX_EPISODES = 100_000  # one bound for every command's --episodes (eval, record, fork, ship-policy)
 
 

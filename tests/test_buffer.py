@@ -169,7 +169,7 @@ def _core(num_envs, extra=()):
     env = sims.make_vec_env("2c_vs_64zg", 1, seed=0)
     dims = {"obs_dim": env.obs_dim, "state_dim": env.state_dim, "n_agents": env.n_agents, "n_actions": env.n_actions,
             "episode_limit": env.episode_limit}
-    from models.training.learner_host import build_networks
+    from models.core.networks import build_networks
 
     agent, mixer = build_networks(cfg, dims, torch.device("cpu"))
     return LearnerCore(cfg, dims, torch.device("cpu"), agent, mixer), dims

@@ -243,7 +243,7 @@ def test_record_command_and_fork_command(tiny_run, tmp_path, capsys):
 def test_training_records_env0_at_an_interval_with_its_weights(tmp_path):
     from conftest import TINY_2C
     from models.config import load_config
-    from models.play.recording import episode_policy
+    from models.files.loading import episode_policy
     from models.training.train import train
 
     cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=false", "run.t_max=150",

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from models.files import policies
+from models.play.ship import ship_policy
 from models.files.policies import ENV_DIR, PolicyError
 
 EPISODES = 2  # the card's evaluation: small, the tiny run is untrained anyway
@@ -22,7 +23,7 @@ WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before it
 def shipped(tiny_run, tmp_path_factory):
     """A policies directory with one policy, "tiny", shipped from the tiny RES-QMIX run's checkpoint."""
     d = tmp_path_factory.mktemp("policies")
-    card = policies.ship_policy(tiny_run, "tiny", episodes=EPISODES, seed=7, out_dir=d, command="pytest")
+    card = ship_policy(tiny_run, "tiny", episodes=EPISODES, seed=7, out_dir=d, command="pytest")
     return d, card
 
 
@@ -70,7 +71,7 @@ def test_ship_writes_small_plain_weights_and_a_card_that_describes_them(shipped,
 
 
 def test_loads_back_the_checkpoints_acting_networks(shipped, tiny_run):
-    from models.play.evaluate import load_policy
+    from models.files.loading import load_policy
 
     d, card = shipped
     cfg, agent, mixer, loaded = policies.load_policy_by_name("tiny", directory=d)
@@ -95,7 +96,7 @@ def test_a_greedy_evaluation_reproduces_the_cards_figures(shipped):
 
 
 def test_changed_or_unsafe_files_are_refused_with_the_file_named(shipped, tmp_path):
-    from models.play.evaluate import load_policy
+    from models.files.loading import load_policy
 
     d = _copy(shipped[0], tmp_path / "p")
     npz = d / "tiny.npz"
@@ -150,14 +151,14 @@ def test_names_are_found_listed_and_refused_clearly(shipped, tmp_path):
         policies.find_policy("qmix", tmp_path / "empty")
     assert policies.list_policies(tmp_path / "empty") == []
     with pytest.raises(PolicyError, match="expected a policy name of lowercase letters"):
-        policies.ship_policy("unused", "../escape", out_dir=tmp_path)
+        ship_policy("unused", "../escape", out_dir=tmp_path)
 
 
 def test_weights_over_the_size_limit_are_not_shipped(tiny_run, tmp_path, monkeypatch):
     monkeypatch.setattr(policies, "MAX_WEIGHTS_BYTES", 10_000)
     with pytest.raises(PolicyError, match=r"policy 'big': its weights take [\d,]+ bytes compressed, more than the "
                                           r"10,000"):
-        policies.ship_policy(tiny_run, "big", episodes=1, out_dir=tmp_path / "out")
+        ship_policy(tiny_run, "big", episodes=1, out_dir=tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -171,7 +172,7 @@ def test_the_policies_directory_is_overridable(tmp_path, monkeypatch):
 # ---- playing it: Watch mode, episode files, forks ------------------------------------------------------------------
 def test_watching_a_shipped_policy_records_episodes_that_name_it(shipped, tmp_path):
     from models.files.episode_file import EpisodeFileError, load_episode
-    from models.play.recording import episode_policy
+    from models.files.loading import episode_policy
     from models.training.train import Callbacks
     from models.play.watch import watch
 

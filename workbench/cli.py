@@ -7,6 +7,8 @@ import time
 
 
 def main(argv=None) -> int:
+    from models.config import EVAL_SEED
+
     p = argparse.ArgumentParser(prog="qmix-workbench",
                                 description="QMIX Workbench. Without a command, opens the app.")
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
@@ -25,7 +27,7 @@ def main(argv=None) -> int:
     e.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
     e.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint (see `policies`)")
     e.add_argument("--episodes", type=int, default=32)
-    e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--seed", type=int, default=EVAL_SEED)
     w = sub.add_parser("watch", help="open the app in Watch mode on a checkpoint or a shipped policy")
     w.add_argument("checkpoint", nargs="?", help="checkpoint file, run directory or policy .npz (or use --policy)")
     w.add_argument("--policy", metavar="NAME", help="a shipped policy (see `policies`)")
@@ -34,7 +36,7 @@ def main(argv=None) -> int:
     sp.add_argument("checkpoint", help="checkpoint file or run directory")
     sp.add_argument("--name", required=True, help="the policy's name, e.g. qmix (lowercase, digits, _ and -)")
     sp.add_argument("--episodes", type=int, default=200, help="greedy episodes for the card's win rate")
-    sp.add_argument("--seed", type=int, default=12345, help="the evaluation's seed")
+    sp.add_argument("--seed", type=int, default=EVAL_SEED, help="the evaluation's seed")
     sp.add_argument("--trained-with", default=None, metavar="COMMAND",
                     help="the command that trained the checkpoint (goes on the card before the ship-policy command)")
     sp.add_argument("--out", default=None, metavar="DIR", help="directory (default: $QMIX_WORKBENCH_POLICIES; the package's own "
@@ -304,7 +306,7 @@ def _record(args) -> int:
 
 
 def _watch(args) -> int:
-    from models.play.evaluate import load_policy
+    from models.files.loading import load_policy
 
     source = _policy_source(args)
     load_policy(source)  # a bad checkpoint or policy is one line here, before any window opens
@@ -331,7 +333,7 @@ def _policies(args) -> int:
 def _ship_policy(args) -> int:
     import shlex
 
-    from models.files.policies import ship_policy
+    from models.play.ship import ship_policy
 
     command = shlex.join(["qmix-workbench", "ship-policy", str(args.checkpoint), "--name", args.name, "--episodes",
                           str(args.episodes), "--seed", str(args.seed)] + (["--out", args.out] if args.out else []))
@@ -392,7 +394,7 @@ def _export(args) -> int:
 def _tables(args) -> int:
     from pathlib import Path
 
-    from models.play.evaluate import load_policy
+    from models.files.loading import load_policy
     from models.play.tables import format_tables, format_tables_over_runs, matrix_game_tables, tables_over_runs
     from sims import list_matrix_games
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.networks import actor_weights
 from ..errors import WorkbenchError
 
 FORMAT = "qmix-workbench-episode"
@@ -393,3 +394,60 @@ def concat(prefix: Episode, k: int, tail: Episode) -> Episode:
     hdr["forced"] = [x for x in prefix.header.get("forced", []) if x[0] < k] + tail.header.get("forced", [])
     hdr["episode_key"] = prefix.header.get("episode_key")
     return Episode(hdr, out)
+
+
+# ---- the header and the weights a file carries (what `record`, Watch mode and training write) ----------------
+WEIGHT_PREFIX = "w."  # embedded network weights: "w.agent.<param>", "w.mixer.<param>"
+
+
+def episode_header(cfg, source: str, *, checkpoint: dict | None, t_env: int, epsilon: float, seed: int,
+                   episode_index: int, algorithm: str, dims: dict) -> dict:
+    """What a file says about where its episode came from (docs/episode_format.md)."""
+    return {"map": cfg.env.map_name, "profile": cfg.env.profile, "env_options": dict(cfg.env.options),
+            "seed": int(seed), "episode_index": int(episode_index), "algorithm": algorithm,
+            "mixer": cfg.algo.mixer, "res": bool(cfg.algo.res), "gamma": float(cfg.learner.gamma),
+            "config": cfg.to_dict(), "dims": dict(dims), "checkpoint": checkpoint, "t_env": int(t_env),
+            "epsilon": float(epsilon), "source": source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def embed_weights(ep: Episode, agent, mixer) -> None:
+    """Put the acting networks' weights into the episode (training recordings: no checkpoint holds them)."""
+    for name, net in (("agent", agent), ("mixer", mixer)):
+        if net is None:
+            continue
+        for k, v in net.state_dict().items():
+            ep.arrays[f"{WEIGHT_PREFIX}{name}.{k}"] = v.detach().cpu().numpy().copy()
+    ep.header["weights"] = "embedded"
+
+
+def _weights_of(ep: Episode, name: str) -> dict:
+    pre = f"{WEIGHT_PREFIX}{name}."
+    return {k[len(pre):]: torch.from_numpy(np.array(v)) for k, v in ep.arrays.items() if k.startswith(pre)}
+
+
+def weights_digest(w: dict) -> str:
+    """SHA-256 over the acting networks' weights ({"agent": {name: array}, "mixer": {...}}, as `actor_weights`
+    gives them and checkpoints store them): the same weights have the same digest whichever file holds them."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for net in ("agent", "mixer"):
+        for k in sorted(w.get(net) or {}):
+            a = np.ascontiguousarray(np.asarray(w[net][k].detach().cpu() if hasattr(w[net][k], "detach")
+                                                else w[net][k], dtype=np.float32))
+            h.update(f"{net}.{k}:{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_ref(meta: dict, agent=None, mixer=None) -> dict:
+    """An episode header's `checkpoint`: the file that played it, its digest, the digest of the weights themselves
+    (found again in a sibling checkpoint when the file moves on) and, for a shipped policy, its name (a fork finds it
+    again in an app installed elsewhere)."""
+    ref = {"path": str(Path(meta["path"]).resolve()), "digest": meta.get("digest")}
+    if agent is not None:
+        ref["weights_digest"] = weights_digest(actor_weights(agent, mixer))
+    if meta.get("policy"):
+        ref["policy"] = meta["policy"]
+    return ref

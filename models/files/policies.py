@@ -13,7 +13,7 @@ or a function argument overrides it):
   how good it is (greedy win rate, mean return and enemies killed over N episodes of a fixed eval seed), plus the
   SHA-256 of the `.npz` file's bytes, checked on every load.
 
-Wherever a checkpoint path goes (`models.play.evaluate.load_policy`, `evaluate_checkpoint`, `models.play.watch.watch`,
+Wherever a checkpoint path goes (`models.files.loading.load_policy`, `evaluate_checkpoint`, `models.play.watch.watch`,
 `record_episodes`, an episode file's header), a shipped policy's `.npz` path goes too; `find_policy(name).weights`
 turns a name into that path.
 """
@@ -256,7 +256,7 @@ def load_policy_file(path: str | Path, device="cpu"):
     import torch
 
     from ..config import from_dict
-    from ..training.learner_host import build_networks
+    from ..core.networks import build_networks
 
     card = _card_beside(path)
     w = load_weights(card)
@@ -291,7 +291,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def _preset_of(cfg) -> str | None:
+def preset_of(cfg) -> str | None:
     """The shipped preset a config came from: its run name when that is one (presets name their runs after
     themselves), else the algorithm's preset for the map, else None."""
     from ..registry import algorithm_of, list_presets
@@ -338,7 +338,7 @@ def training_curves(run_dir, t_max: int, points: int = CURVE_POINTS) -> dict:
     return out
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -350,59 +350,3 @@ def _write_atomic(path: Path, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def ship_policy(checkpoint, name: str, episodes: int = 200, seed: int = 12345, out_dir: str | Path | None = None,
-                command: str | None = None, device="cpu", log=None, force: bool = False) -> Card:
-    """Turn a checkpoint (file or run directory) into the shipped policy `name`: evaluate its networks greedily over
-    `episodes` episodes from `seed`, then write `name.npz` and `name.json` into `out_dir` (default:
-    `$QMIX_WORKBENCH_POLICIES`; the installed package's own directory only when named), each atomically.
-    An existing policy of that name is replaced only with `force`."""
-    from ..play.evaluate import evaluate_policy, load_policy
-    from ..training.learner_host import actor_weights
-    from ..play.recording import run_dir_of_checkpoint
-
-    check_name(name)
-    if out_dir is None and not os.environ.get(ENV_DIR):
-        raise PolicyError(f"ship-policy writes into --out DIR (or ${ENV_DIR}); the package's own policies "
-                          f"({policies_dir()}) are replaced only when named with --out")
-    out = policies_dir(out_dir)
-    if (out / f"{name}.json").exists() or (out / f"{name}.npz").exists():
-        if not force:
-            raise PolicyError(f"policy {name!r} exists in {out}; add --force to replace it, or choose another --name")
-    cfg, agent, mixer, meta = load_policy(checkpoint, device)
-    if meta.get("policy"):
-        raise PolicyError(f"{checkpoint} is already a shipped policy ({meta['policy']}); ship from its checkpoint")
-    if meta.get("fallback") and log is not None:
-        log(meta["fallback"])
-    # the weights written are the ones evaluated: one load, no second read of a latest.pt that may move on
-    flat = {f"{net}.{k}": v for net, params in actor_weights(agent, mixer).items() for k, v in params.items()}
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **flat)
-    data = buf.getvalue()
-    if len(data) > MAX_WEIGHTS_BYTES:
-        raise PolicyError(f"policy {name!r}: its weights take {len(data):,} bytes compressed, more than the "
-                          f"{MAX_WEIGHTS_BYTES:,} a shipped policy may (smaller networks: algo.agent_hidden, "
-                          f"algo.hypernet_embed, algo.mixing_embed)")
-    res = evaluate_policy(cfg, agent, meta, episodes, seed, device, where=checkpoint)
-    dims = {k: int(meta["fingerprint"][k]) for k in DIM_KEYS}
-    if command is None:
-        command = (f"qmix-workbench ship-policy {meta['path']} --name {name} --episodes {episodes} "
-                   f"--seed {seed}")
-    card = Card(name=name, algorithm=meta["algorithm"], preset=_preset_of(cfg), map=cfg.env.map_name,
-                config=cfg.to_dict(), dims=dims, t_env=int(meta["t_env"]), seed=int(cfg.run.seed),
-                win_rate=res["win_rate"], eval_episodes=res["episodes"], eval_seed=int(seed),
-                mean_return=res["return"], dead_enemies=res["dead_enemies"], command=command,
-                digest=file_digest(data), source_checkpoint={"path": meta["path"], "digest": meta.get("digest")},
-                created=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                curves=training_curves(meta.get("run_dir") or run_dir_of_checkpoint(meta), int(meta["t_env"])),
-                path=out / f"{name}.json")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        # weights first: a card never names weights that are not there yet (a crash between the two leaves new
-        # weights under the old card, which the digest check then refuses with a message saying so)
-        _write_atomic(card.weights, data)
-        _write_atomic(card.path, card.to_json().encode())
-    except OSError as e:
-        raise PolicyError(f"cannot write the policy {name!r} into {out}: {e.strerror or e}") from None
-    return card

@@ -203,3 +203,8 @@ def keep_edited_config(d: Path) -> Path:
         p = d / f"{CONFIG_FILE}.edited.{k}"
     (d / CONFIG_FILE).replace(p)
     return p
+
+
+def run_dir_of_checkpoint(meta: dict) -> Path | None:
+    p = Path(meta["path"]).resolve()
+    return p.parent.parent if p.parent.name == "checkpoints" else None

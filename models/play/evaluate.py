@@ -6,29 +6,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files.checkpoint import check_compatible, load_checkpoint
-from ..config import check_episodes, check_seed, from_dict
+from ..config import EVAL_SEED, check_episodes, check_seed
 from ..core.envs import make_env_for
-from ..training.learner_host import build_networks, load_actor_weights
 from ..core.runner import Runner
+from ..files.checkpoint import check_compatible
+from ..files.loading import load_policy
 
 
-def load_policy(path, device="cpu"):
-    """(config, agent, mixer, meta) from a checkpoint file, a run directory, or a shipped policy's `.npz` file
-    (`models.files.policies`; its `meta` reads like a checkpoint's, with `"policy"`: its name)."""
-    from ..files.policies import is_policy_file, load_policy_file
-
-    if is_policy_file(path):
-        cfg, agent, mixer, card = load_policy_file(path, device)
-        return cfg, agent, mixer, card.meta()
-    meta, tensors = load_checkpoint(path, device)
-    cfg = from_dict(meta["config"])
-    agent, mixer = build_networks(cfg, meta["fingerprint"], device)  # the fingerprint holds the env's dims
-    load_actor_weights(agent, mixer, tensors["learner"])
-    return cfg, agent, mixer, meta
-
-
-def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = 12345, device="cpu",
+def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = EVAL_SEED, device="cpu",
                     where="checkpoint") -> dict:
     """Greedy episodes of loaded networks (`load_policy`'s), all at once, from `seed`."""
     check_episodes(episodes)
@@ -43,7 +28,7 @@ def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = 1234
             "dead_enemies": float(b.dead_enemies.mean()), "episodes": int(b.size), "meta": meta}
 
 
-def evaluate_checkpoint(path, episodes: int = 32, seed: int = 12345, device="cpu") -> dict:
+def evaluate_checkpoint(path, episodes: int = 32, seed: int = EVAL_SEED, device="cpu") -> dict:
     check_episodes(episodes)  # before loading anything: a typo is one line, at once
     check_seed("--seed", seed)
     cfg, agent, mixer, meta = load_policy(path, device)
@@ -87,7 +72,7 @@ def best_checkpoint(run_dir) -> tuple[Path, int, float]:
     return best
 
 
-def absolute_evaluation(run_dir, episodes: int, seed: int = 12345, device="cpu") -> dict:
+def absolute_evaluation(run_dir, episodes: int, seed: int = EVAL_SEED, device="cpu") -> dict:
     """The absolute metric of a run: its best checkpoint (`best_checkpoint`) evaluated greedily over `episodes`."""
     import re
 

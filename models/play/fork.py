@@ -146,7 +146,7 @@ def fork(ep: Episode, step: int, agent: int, action: int | str, episodes: int = 
          device="cpu") -> ForkResult:
     """`action`: an action index, or "greedy" (the policy's own choice instead of a recorded exploratory one)."""
     from ..core.envs import make_env_for
-    from .recording import episode_policy
+    from ..files.loading import episode_policy
 
     T = ep.length
     missing = [k for k in ("hidden", "forced", "key.world.pos") if k not in ep.arrays]

@@ -56,7 +56,7 @@ def _walk(agent, mixer, game: str) -> dict:
 def tables_over_runs(run_dirs) -> list[dict]:
     """Runs of matrix games grouped by (game, algorithm): per state the learned Qtot tables' mean and standard
     deviation over the runs (seeds), the true payoff, and how many runs' greedy policies pick each joint action."""
-    from .evaluate import load_policy
+    from ..files.loading import load_policy
 
     groups: dict = {}
     for rd in run_dirs:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..core.envs import make_env_for
-from .evaluate import load_policy
+from ..files.loading import load_policy
 from ..core.probe import Probe
 from ..core.runner import Runner
 from ..files.episode_file import EpisodeRecorder
@@ -19,7 +19,9 @@ def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_epi
     """`checkpoint`: a checkpoint file, a run directory or a shipped policy's `.npz` (`models.files.policies`).
     `record`: a directory for the episode files of the last `keep` episodes played ("auto": the checkpoint's run
     directory's episodes/; none for a shipped policy, whose directory is the installed package; None: no files)."""
-    from .recording import EpisodeRing, checkpoint_ref, episode_header, run_dir_of_checkpoint
+    from ..files.episode_file import checkpoint_ref, episode_header
+    from ..files.rundir import run_dir_of_checkpoint
+    from .recording import EpisodeRing
 
     cfg, agent, mixer, meta = load_policy(checkpoint, device)
     env = make_env_for(cfg, 1, seed, autoreset=False)

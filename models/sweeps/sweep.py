@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import tomli_w
 
-from ..config import Config, ConfigError, check_seed, load_config, parse_override
+from ..config import EVAL_SEED, Config, ConfigError, check_seed, load_config, parse_override
 from ..errors import WorkbenchError
 from ..files.rundir import LOCK_FILE, DirLock
 
@@ -440,7 +440,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
             win, episodes = ev["win_rate"], ev["episodes"]
             _write_json(run_dir / FINAL_EVAL, {"episodes": ev["episodes"], "win_rate": ev["win_rate"],
                                                "return": ev["return"], "dead_enemies": ev["dead_enemies"],
-                                               "t_env": ev["meta"]["t_env"], "seed": 12345})
+                                               "t_env": ev["meta"]["t_env"], "seed": EVAL_SEED})
         if job.absolute_episodes:
             from ..play.evaluate import absolute_evaluation
 

@@ -27,14 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.agent import RNNAgent
 from ..core.buffer import EpisodeBuffer
 from ..files.checkpoint import save_checkpoint
 from ..config import Config
 from ..core.episode import EpisodeBatch
 from ..errors import CheckpointWriteError
 from ..core.learner import Learner
-from ..core.mixers import make_mixer
+from ..core.networks import actor_weights, build_networks, load_actor_weights
 from .resources import available_memory
 
 
@@ -42,26 +41,6 @@ from .resources import available_memory
 class RoundResult:
     updates: list  # one metrics dict per update of the round
     weights: dict | None  # {"agent": ..., "mixer": ...} as numpy arrays; None when the actors share the learner's
-
-
-def build_networks(cfg: Config, dims: dict, device) -> tuple[RNNAgent, torch.nn.Module | None]:
-    agent = RNNAgent(dims["obs_dim"], dims["n_agents"], dims["n_actions"], cfg.algo.agent_hidden).to(device)
-    mixer = make_mixer(cfg.algo.mixer, dims["n_agents"], dims["state_dim"], cfg.algo.mixing_embed,
-                       cfg.algo.hypernet_embed)
-    return agent, None if mixer is None else mixer.to(device)
-
-
-def actor_weights(agent, mixer) -> dict:
-    w = {"agent": {k: v.detach().cpu().numpy().copy() for k, v in agent.state_dict().items()}}
-    if mixer is not None:
-        w["mixer"] = {k: v.detach().cpu().numpy().copy() for k, v in mixer.state_dict().items()}
-    return w
-
-
-def load_actor_weights(agent, mixer, w: dict) -> None:
-    agent.load_state_dict({k: torch.as_tensor(v) for k, v in w["agent"].items()})
-    if mixer is not None:
-        mixer.load_state_dict({k: torch.as_tensor(v) for k, v in w["mixer"].items()})
 
 
 def compact(batch: EpisodeBatch) -> dict:

@@ -20,8 +20,8 @@ from ..files.checkpoint import (CheckpointError, check_compatible, fingerprint_d
 from ..config import Config, ConfigError, apply_overrides, from_dict
 from ..core.envs import make_env_for
 from ..errors import DivergenceError, RunDirError
-from .learner_host import (InlineLearner, LearnerProcess, RoundResult, actor_weights, build_networks,
-                           load_actor_weights)
+from ..core.networks import actor_weights, build_networks, load_actor_weights
+from .learner_host import InlineLearner, LearnerProcess, RoundResult
 from ..core.probe import Probe
 from .resources import check_memory
 from ..files.episode_file import EpisodeRecorder
@@ -432,7 +432,7 @@ class Trainer:
     def _keep_recording(self, batch, t_before: int, eps: float) -> None:
         """Keep environment 0's episode when an interval is due or it is the run's first win (env 0 is recorded
         every round until then: a few copies per step)."""
-        from ..play.recording import embed_weights, episode_header
+        from ..files.episode_file import embed_weights, episode_header
 
         R = self.cfg.run
         due = R.record_interval > 0 and t_before >= self._next_record
