@@ -85,6 +85,7 @@ class RunConfig:
     runs_dir: str = "runs"
     snapshot_hz: float = 30.0  # probe snapshots for a watching GUI (only when one asks)
     threads: int = 0  # torch intra-op threads (0: torch's default; 1 per process with a learner process)
+    learner_threads: int = 0  # the learner process's torch threads (0: as run.threads)
     # learn in a worker process while the next round is collected (actors use weights one round old)
     learner_process: bool = False
     time_limit_s: float = 0.0  # stop (and save) after this much training wall time; 0: no limit
@@ -133,7 +134,7 @@ POSITIVE = {"env.num_envs", "algo.agent_hidden", "algo.mixing_embed", "algo.hype
             "run.test_episodes", "learner.grad_clip", "learner.replay_ratio", "run.test_interval"}
 UNIT_INTERVAL = {"learner.gamma", "learner.td_lambda", "learner.tau", "run.epsilon_start", "run.epsilon_finish"}
 NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "run.epsilon_anneal_steps", "run.save_interval", "run.epsilon_spread",
-                "run.snapshot_hz", "run.threads", "run.time_limit_s"}
+                "run.snapshot_hz", "run.threads", "run.learner_threads", "run.time_limit_s"}
 
 
 def _check_value(key: str, typ, value):

@@ -33,7 +33,8 @@ EPISODE_WINDOW = 100  # training episodes per curve point of an episode metric
 THRESHOLDS = (0.5, 0.8)  # greedy win rates whose first crossing is timed
 # run bookkeeping: where and under what name a run was written, how often it saved or recorded, how long it
 # was allowed to go. Two runs that differ only here are seeds of one configuration.
-BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "run.threads", "run.snapshot_hz",
+BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "run.threads", "run.learner_threads",
+                         "run.snapshot_hz",
                          "run.save_interval", "run.save_buffer", "run.record_interval", "run.record_first_win",
                          "run.t_max", "run.time_limit_s", "run.on_nonfinite"})
 BOOTSTRAP_RESAMPLES = 2000

@@ -261,7 +261,7 @@ def cores() -> int:
 def trial_cpus(cfg: Config) -> int:
     """Cores a run uses: its threads, in each of its processes (actors, and the learner when it has one)."""
     threads = cfg.run.threads or 1
-    return threads * (2 if cfg.run.learner_process else 1)
+    return threads + ((cfg.run.learner_threads or threads) if cfg.run.learner_process else 0)
 
 
 def plan_sweep(presets: list[str], seeds: list[int], grid: dict[str, list] | None = None,

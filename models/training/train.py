@@ -187,7 +187,8 @@ class Trainer:
             # the actors' networks; with an inline learner they are also the ones it trains
             self.agent, self.mixer = build_networks(cfg, dims, self.device)
             if R.learner_process:
-                self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer, threads=R.threads or 1)
+                self.host = LearnerProcess(cfg, dims, self.device, self.agent, self.mixer,
+                                           threads=R.learner_threads or R.threads or 1)
             else:
                 self.host = InlineLearner(cfg, dims, self.device, self.agent, self.mixer)
             self._open(ckpt, dims)
