@@ -11,6 +11,8 @@ import argparse
 import os
 import time
 
+from workbench import protocol as P
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
@@ -25,14 +27,14 @@ def _pump(app, seconds):
 def _pause_mid_episode(app, w, min_t):
     while not w.state.snapshot:
         _pump(app, 0.02)
-    w.client.send("pause")
+    w.client.send(P.Pause())
     while not w.state.paused:
         _pump(app, 0.02)
     _pump(app, 0.5)
     # single-step the paused battle until the shown episode is `min_t` steps in
     while w.state.snapshot["t"] < min_t and not w.state.snapshot.get("env0_done"):
         t = (w.state.snapshot["episode"], w.state.snapshot["t"])
-        w.client.send("step")
+        w.client.send(P.Step())
         while (w.state.snapshot["episode"], w.state.snapshot["t"]) == t:
             _pump(app, 0.01)
     _pump(app, 1.0)

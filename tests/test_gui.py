@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from workbench.app import MainWindow  # noqa: E402
+from workbench import protocol as P  # noqa: E402
 from workbench.state import WorkbenchState  # noqa: E402
 
 TINY = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "run.test_episodes=2",
@@ -25,10 +26,11 @@ def _start(qtbot, w, extra=()):
 
 def test_state_model_without_qt():
     st = WorkbenchState()
-    st.ingest([("start", {"mode": "train", "run_dir": "r", "algorithm": "QMIX", "t_env": 0,
-                          "env_info": {"n_agents": 2, "n_actions": 70}, "config": {"env": {"map_name": "2c_vs_64zg"}}}),
-               ("episode", {"t_env": 30, "episodes": 1, "return": 5.0, "won": 0, "epsilon": 0.9, "overestimation": 1.0}),
-               ("eval", {"t_env": 30, "test_win_rate": 0.25})])
+    st.ingest([P.Started(mode="train", run_dir="r", algorithm="QMIX", t_env=0,
+                         env_info={"n_agents": 2, "n_actions": 70}, config={"env": {"map_name": "2c_vs_64zg"}}),
+               P.EpisodeEnded({"t_env": 30, "episodes": 1, "return": 5.0, "won": 0, "epsilon": 0.9,
+                               "overestimation": 1.0}),
+               P.Evaluated({"t_env": 30, "test_win_rate": 0.25})])
     assert st.series["return"].n == 1 and st.series["test_win_rate"].y[0] == 0.25 and st.t_env == 30
     st.select_agent(1)
     with pytest.raises(ValueError, match="agent 2 does not exist"):
@@ -246,14 +248,15 @@ _CLIENT = r'''
 import sys, time
 from models.config import load_config
 from workbench.client import TrainerClient
+from workbench.protocol import Started
 if __name__ == "__main__":
     c = TrainerClient()
     cfg = load_config("qmix_2c_vs_64zg", sys.argv[1:])
     c.start("train", {"config": cfg.to_dict()})
     while True:
-        for kind, m in c.poll()[0]:
-            if kind == "start":
-                print(c.pid, m["learner_pid"], m["run_dir"], flush=True)
+        for m in c.poll()[0]:
+            if isinstance(m, Started):
+                print(c.pid, m.learner_pid, m.run_dir, flush=True)
         time.sleep(0.05)
 '''
 

@@ -16,6 +16,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
 
 from workbench.replay import SPEEDS, STEPS_PER_S_AT_1X, ReplayModel  # noqa: E402
+from workbench import protocol as P  # noqa: E402
 from workbench.state import WorkbenchState  # noqa: E402
 
 
@@ -87,8 +88,8 @@ def test_replay_model_without_a_window(episode):
 
 def test_state_records_watched_episode_files_and_opens_a_replay(episode):
     st = WorkbenchState()
-    st.ingest([("recorded", "/runs/r/episodes/watch_s0_00000.npz"),
-               ("recorded", "/runs/r/episodes/watch_s0_00001.npz")])
+    st.ingest([P.EpisodeRecorded("/runs/r/episodes/watch_s0_00000.npz"),
+               P.EpisodeRecorded("/runs/r/episodes/watch_s0_00001.npz")])
     assert st.recorded_episodes[-1].endswith("00001.npz") and "episode recorded" in st.messages[-1]
     st.open_replay(ReplayModel(episode))
     assert st.mode == "replay" and st.env_info["n_agents"] == 2 and st.config["algo"]["mixer"] == "qmix"
@@ -211,7 +212,7 @@ def test_drop_menu_and_last_recorded_episode(window, episode_path, tmp_path):
     # Watch mode's ("recorded", path) messages; the newest that still exists is opened
     copy = tmp_path / "watch_s0_00001.npz"
     shutil.copy(episode_path, copy)
-    w.state.ingest([("recorded", str(copy)), ("recorded", str(tmp_path / "deleted_by_the_ring.npz"))])
+    w.state.ingest([P.EpisodeRecorded(str(copy)), P.EpisodeRecorded(str(tmp_path / "deleted_by_the_ring.npz"))])
     assert w.last_recorded_episode() == str(copy)
     w.open_last_recorded()
     assert w.state.replay.path == str(copy)

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QApplication, QDialog, QDockWidget, QFileDialog, 
                                QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
 
 from . import layout  # noqa: E402
+from . import protocol as P  # noqa: E402
 from .client import TrainerClient  # noqa: E402
 from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, JointPanel, MixerPanel, QtotPanel,  # noqa: E402
                      QValuesPanel, TimelinePanel)
@@ -116,16 +117,17 @@ class MainWindow(QMainWindow):
 
         c = self.controls
         c.startClicked.connect(self.start_training)
-        c.pauseClicked.connect(lambda: self.client.send("pause"))
-        c.resumeClicked.connect(lambda: self.client.send("resume"))
-        c.stepClicked.connect(lambda: self.client.send("step"))
+        c.pauseClicked.connect(lambda: self.client.send(P.Pause()))
+        c.resumeClicked.connect(lambda: self.client.send(P.Resume()))
+        c.stepClicked.connect(lambda: self.client.send(P.Step()))
         c.stopClicked.connect(self.stop)
-        c.saveClicked.connect(lambda: self.client.send("save"))
+        c.saveClicked.connect(lambda: self.client.send(P.Save()))
         c.loadClicked.connect(self._ask_checkpoint)
         c.openRunClicked.connect(self._ask_run_dir)
         c.forceClicked.connect(self.force_action)
-        c.snapshotRateChanged.connect(lambda hz: self.client.send("snapshot_hz", float(hz)))
-        c.watchSpeedChanged.connect(lambda v: self.client.send("speed", float(v)) if self.state.mode == "watch" else None)
+        c.snapshotRateChanged.connect(lambda hz: self.client.send(P.SetSnapshotRate(float(hz))))
+        c.watchSpeedChanged.connect(
+            lambda v: self.client.send(P.SetWatchSpeed(float(v))) if self.state.mode == "watch" else None)
         c.presetChanged.connect(self._preset_changed)
         c.policyChosen.connect(self.watch_policy)
         self.arena.agentSelected.connect(self.select_agent)
@@ -333,7 +335,7 @@ class MainWindow(QMainWindow):
         the window keeps refreshing."""
         if not self.client.alive():
             return
-        self.client.send("stop")
+        self.client.send(P.Stop())
         self._log("stopping: saving a checkpoint with the replay buffer" if self.state.mode == "train"
                   else "stopping")
 
@@ -342,8 +344,8 @@ class MainWindow(QMainWindow):
         if not self.state.paused:
             self._log("pause first: forcing an action steps the paused battle once")
             return
-        self.client.send("force", agent, action)
-        self.client.send("step")
+        self.client.send(P.ForceAction(agent, action))
+        self.client.send(P.Step())
 
     def select_agent(self, i: int):
         try:
@@ -644,7 +646,7 @@ class MainWindow(QMainWindow):
         st = self.state
         mode_before = st.mode
         st.ingest(msgs)
-        if any(k == "start" for k, _ in msgs):
+        if any(isinstance(m, P.Started) for m in msgs):
             self._configure_panels()
         st.ingest_snapshot(snap)
         if code is not None:

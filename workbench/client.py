@@ -4,6 +4,11 @@ from __future__ import annotations
 import atexit
 import multiprocessing as mp
 import queue
+import typing
+
+from .protocol import Command, Stop
+
+COMMANDS = typing.get_args(Command)
 
 
 class TrainerClient:
@@ -38,9 +43,12 @@ class TrainerClient:
     def pid(self):
         return None if self.proc is None else self.proc.pid
 
-    def send(self, *cmd) -> None:
+    def send(self, cmd: Command) -> None:
+        """A `workbench.protocol` command to the trainer (dropped when none is running)."""
+        if not isinstance(cmd, COMMANDS):
+            raise TypeError(f"not a command of workbench.protocol: {cmd!r}")
         if self.alive():
-            self.cmd_q.put(tuple(cmd))
+            self.cmd_q.put(cmd)
 
     def poll(self, max_messages: int = 10_000):
         """(messages, latest snapshot or None, exit code if the process has ended unreported)."""
@@ -89,7 +97,7 @@ class TrainerClient:
         if self.proc is None:
             return
         if self.proc.is_alive():
-            self.cmd_q.put(("stop",))
+            self.cmd_q.put(Stop())
             self.proc.join(timeout)
         if self.proc.is_alive():
             self.killed = True

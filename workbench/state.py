@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from models import registry as _registry
+
+from . import protocol as P
+
 # name -> (algo.mixer, algo.res), in the one registry's order (`models.registry`)
 ALGORITHMS = {a.name: (a.mixer, a.res) for a in _registry.ALGORITHMS}
 
@@ -91,53 +94,57 @@ class WorkbenchState:
 
     # ---- messages from the trainer ------------------------------------------------------------------
     def ingest(self, messages) -> None:
-        for kind, m in messages:
-            if kind == "start":
-                self.mode = m.get("mode", "train")
-                self.run_dir = m.get("run_dir", "")
-                self.algorithm = m.get("algorithm", "")
-                self.env_info = m.get("env_info", {})
-                self.config = m.get("config", {})
-                self.map_name = self.config.get("env", {}).get("map_name", "")
-                self.t_env = m.get("t_env", 0)
-                self.learner_pid = m.get("learner_pid")  # the trainer's own learner process, if any
-                self.error = None
-            elif kind == "episode":
-                self.episodes = m["episodes"]
-                if self.mode == "watch":  # greedy episodes of a saved policy are not training progress
-                    self.watch_episodes.append(m)
-                    continue
-                self.t_env = m["t_env"]
-                for k in ("return", "won", "epsilon", "overestimation"):
-                    self.series[k].append(m["t_env"], m.get(k))
-            elif kind == "update":
-                self.t_env = m["t_env"]
-                self.steps_per_s = m.get("steps_per_s", self.steps_per_s)
-                for k in ("loss", "td_error", "steps_per_s", "qtot_taken", "res_softmax_value", "max_value"):
-                    if k in m:
-                        self.series[k].append(m["t_env"], m[k])
-                if m.get("nonfinite"):
-                    self.nonfinite.append((m["t_env"], m["updates"], m["nonfinite"]))
-                    self.alert = (f"non-finite {m['nonfinite']} at update {m['updates']:,} "
-                                  f"({len(self.nonfinite)} so far)")
-                    self.messages.append(f"NON-FINITE {m['nonfinite']} at update {m['updates']:,} "
-                                         f"({m['t_env']:,} env steps)")
-            elif kind == "eval":
-                self.series["test_win_rate"].append(m["t_env"], m["test_win_rate"])
-            elif kind in ("checkpoint", "saved"):
-                self.last_checkpoint = m
-                self.messages.append(f"checkpoint saved: {m}")
-            elif kind == "paused":
-                self.paused = bool(m)
-            elif kind == "error":
-                self.error = m
-            elif kind in ("info", "warning"):
-                self.messages.append(str(m))
-            elif kind == "end":
-                self.messages.append(f"finished at {m.get('t_env', 0):,} env steps")
-            elif kind == "recorded":
-                self.recorded_episodes.append(str(m))
-                self.messages.append(f"episode recorded: {m}")
+        """The trainer's `workbench.protocol` messages, in order."""
+        for msg in messages:
+            match msg:
+                case P.Started():
+                    self.mode = msg.mode
+                    self.run_dir = msg.run_dir
+                    self.algorithm = msg.algorithm
+                    self.env_info = msg.env_info
+                    self.config = msg.config
+                    self.map_name = self.config.get("env", {}).get("map_name", "")
+                    self.t_env = msg.t_env
+                    self.learner_pid = msg.learner_pid  # the trainer's own learner process, if any
+                    self.error = None
+                case P.EpisodeEnded(metrics=m):
+                    self.episodes = m["episodes"]
+                    if self.mode == "watch":  # greedy episodes of a saved policy are not training progress
+                        self.watch_episodes.append(m)
+                        continue
+                    self.t_env = m["t_env"]
+                    for k in ("return", "won", "epsilon", "overestimation"):
+                        self.series[k].append(m["t_env"], m.get(k))
+                case P.UpdateDone(metrics=m):
+                    self.t_env = m["t_env"]
+                    self.steps_per_s = m.get("steps_per_s", self.steps_per_s)
+                    for k in ("loss", "td_error", "steps_per_s", "qtot_taken", "res_softmax_value", "max_value"):
+                        if k in m:
+                            self.series[k].append(m["t_env"], m[k])
+                    if m.get("nonfinite"):
+                        self.nonfinite.append((m["t_env"], m["updates"], m["nonfinite"]))
+                        self.alert = (f"non-finite {m['nonfinite']} at update {m['updates']:,} "
+                                      f"({len(self.nonfinite)} so far)")
+                        self.messages.append(f"NON-FINITE {m['nonfinite']} at update {m['updates']:,} "
+                                             f"({m['t_env']:,} env steps)")
+                case P.Evaluated(metrics=m):
+                    self.series["test_win_rate"].append(m["t_env"], m["test_win_rate"])
+                case P.CheckpointSaved(path=path):
+                    self.last_checkpoint = path
+                    self.messages.append(f"checkpoint saved: {path}")
+                case P.PausedChanged(paused=paused):
+                    self.paused = bool(paused)
+                case P.Error(text=text):
+                    self.error = text
+                case P.Info(text=text) | P.Warning(text=text):
+                    self.messages.append(str(text))
+                case P.Ended(summary=s):
+                    self.messages.append(f"finished at {s.get('t_env', 0):,} env steps")
+                case P.EpisodeRecorded(path=path):
+                    self.recorded_episodes.append(str(path))
+                    self.messages.append(f"episode recorded: {path}")
+                case _:
+                    raise TypeError(f"not a message of workbench.protocol: {msg!r}")
 
     def open_replay(self, replay) -> None:
         """Replay mode on `replay` (a `ReplayModel`): the episode header stands in for the trainer's "start"

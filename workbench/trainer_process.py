@@ -14,12 +14,9 @@ import traceback
 
 import numpy as np
 
+from models.core.snapshot import from_probe, make_snapshot
 
-def _probe_dict(r) -> dict:
-    return {"q": r.q, "avail": r.avail, "chosen": r.chosen, "greedy": r.greedy, "qtot_chosen": r.qtot_chosen,
-            "qtot_greedy": r.qtot_greedy, "joint": None if r.joint is None else r.joint.astype(np.float32),
-            "joint_avail": r.joint_avail,
-            "hyper": r.hyper, "credit": r.credit, "res_value": r.res_value}
+from . import protocol as P
 
 
 class ProcessCallbacks:
@@ -42,33 +39,37 @@ class ProcessCallbacks:
         self.parent = os.getppid()
 
     # ---- messages up ----------------------------------------------------------------------------
-    def send(self, kind, payload=None):
-        self.msg_q.put((kind, payload))
+    def send(self, message: P.Message) -> None:
+        self.msg_q.put(message)
 
     def log(self, text):
-        self.send("info", str(text))
+        self.send(P.Info(str(text)))
 
     def on_start(self, info):
         self.save_fn = info.pop("save", None)
-        self.send("start", info)
+        self.send(P.Started(mode=info.get("mode", "train"), config=info.get("config") or {},
+                            env_info=info.get("env_info") or {}, algorithm=info.get("algorithm", ""),
+                            t_env=int(info.get("t_env") or 0), run_dir=str(info.get("run_dir") or ""),
+                            device=str(info.get("device", "cpu")), learner_pid=info.get("learner_pid"),
+                            checkpoint=info.get("checkpoint"), policy=info.get("policy")))
 
     def on_episode(self, m):
-        self.send("episode", m)
+        self.send(P.EpisodeEnded(m))
 
     def on_update(self, m):
-        self.send("update", m)
+        self.send(P.UpdateDone(m))
 
     def on_eval(self, m):
-        self.send("eval", m)
+        self.send(P.Evaluated(m))
 
     def on_checkpoint(self, path):
-        self.send("checkpoint", path)
+        self.send(P.CheckpointSaved(str(path)))
 
     def on_recorded(self, path):
-        self.send("recorded", path)
+        self.send(P.EpisodeRecorded(str(path)))
 
     def on_end(self, summary):
-        self.send("end", {k: v for k, v in summary.items() if k != "last_round"})
+        self.send(P.Ended({k: v for k, v in summary.items() if k != "last_round"}))
 
     def should_stop(self):
         self._poll()
@@ -78,41 +79,41 @@ class ProcessCallbacks:
         return True
 
     # ---- commands down ---------------------------------------------------------------------------
-    def _handle(self, cmd, ctx=None):
-        kind = cmd[0]
-        if kind == "pause":
-            self.paused = True
-            self.send("paused", True)
-        elif kind == "resume":
-            self.paused = False
-            self.send("paused", False)
-        elif kind == "step":
-            self.step_once = True
-        elif kind == "stop":
-            self.stop = True
-        elif kind == "snapshot_hz":
-            self.period = 1.0 / cmd[1] if cmd[1] > 0 else float("inf")
-        elif kind == "speed":
-            self.step_period = 1.0 / cmd[1] if cmd[1] > 0 else 0.0
-        elif kind == "save":
-            if self.save_fn is None:
-                self.send("warning", "this mode has no checkpoint to save")
-            else:
-                path = self.save_fn(cmd[1]) if len(cmd) > 1 and cmd[1] else self.save_fn()
-                self.send("saved", str(path))
-        elif kind == "force":
-            agent, action = int(cmd[1]), int(cmd[2])
-            if ctx is not None:
-                avail = ctx.rec.avail[0]
-                if not (0 <= agent < avail.shape[0]) or not (0 <= action < avail.shape[1]) or not avail[agent, action]:
-                    ok = np.flatnonzero(avail[agent]).tolist() if 0 <= agent < avail.shape[0] else []
-                    self.send("warning", f"agent {agent} cannot take action {action} now; available: {ok}")
-                    return
-            self.forced[agent] = action
-            if ctx is not None:
-                self._snapshot(ctx, self._apply_forced(ctx.actions))
-        elif kind == "unforce":
-            self.forced.clear()
+    def _handle(self, cmd: P.Command, ctx=None):
+        match cmd:
+            case P.Pause():
+                self.paused = True
+                self.send(P.PausedChanged(True))
+            case P.Resume():
+                self.paused = False
+                self.send(P.PausedChanged(False))
+            case P.Step():
+                self.step_once = True
+            case P.Stop():
+                self.stop = True
+            case P.SetSnapshotRate(hz=hz):
+                self.period = 1.0 / hz if hz > 0 else float("inf")
+            case P.SetWatchSpeed(steps_per_s=v):
+                self.step_period = 1.0 / v if v > 0 else 0.0
+            case P.Save(path=path):
+                if self.save_fn is None:
+                    self.send(P.Warning("this mode has no checkpoint to save"))
+                else:
+                    self.send(P.CheckpointSaved(str(self.save_fn(path) if path else self.save_fn()), requested=True))
+            case P.ForceAction(agent=agent, action=action):
+                if ctx is not None:
+                    avail = ctx.rec.avail[0]
+                    if not (0 <= agent < avail.shape[0] and 0 <= action < avail.shape[1]) or not avail[agent, action]:
+                        ok = np.flatnonzero(avail[agent]).tolist() if 0 <= agent < avail.shape[0] else []
+                        self.send(P.Warning(f"agent {agent} cannot take action {action} now; available: {ok}"))
+                        return
+                self.forced[agent] = action
+                if ctx is not None:
+                    self._snapshot(ctx, self._apply_forced(ctx.actions))
+            case P.ClearForced():
+                self.forced.clear()
+            case _:
+                raise TypeError(f"not a command of workbench.protocol: {cmd!r}")
 
     def _check_parent(self):
         if os.getppid() != self.parent:  # the window is gone without saying so: stop (and save)
@@ -173,13 +174,12 @@ class ProcessCallbacks:
         world = ctx.world
         pr = ctx.probe(0, chosen=actions[0])
         tr = ctx.trace  # env 0's episode, kept by the runner (it sees every step, the last one included)
-        snap = {"t": ctx.t, "t_env": ctx.t_env, "epsilon": ctx.epsilon, "episode": tr.episode,
-                "paused": self.paused, "probe": _probe_dict(pr),
-                "world": world.snapshot(0) if world is not None else None,
-                "payoff": ctx.env.payoff_of(0) if hasattr(ctx.env, "payoff_of") else None,
-                "trace": tr.current(), "last_episode": tr.last,
-                "env0_done": tr.done, "reward": float(ctx.rec.reward[0]), "time": time.time(),
-                "executed": None if ctx.t == 0 or self.prev_actions is None else self.prev_actions.tolist()}
+        snap = make_snapshot(t=ctx.t, t_env=ctx.t_env, epsilon=ctx.epsilon, episode=tr.episode, paused=self.paused,
+                             probe=from_probe(pr), world=world.snapshot(0) if world is not None else None,
+                             payoff=ctx.env.payoff_of(0) if hasattr(ctx.env, "payoff_of") else None,
+                             trace=tr.current(), last_episode=tr.last, env0_done=tr.done,
+                             reward=float(ctx.rec.reward[0]),
+                             executed=None if ctx.t == 0 or self.prev_actions is None else self.prev_actions.tolist())
         # latest wins: when the GUI has not drained the queue, drop the oldest snapshot, not this one
         for _ in range(3):
             try:
@@ -229,7 +229,7 @@ def trainer_main(mode: str, payload: dict, cmd_q, msg_q, snap_q, snapshot_hz: fl
 
         # a user's mistake (a missing file, a full disk, a diverged run) is one line, as in the CLI
         msg = user_message(exc) if isinstance(exc, Exception) else None
-        msg_q.put(("error", msg if msg is not None else traceback.format_exc()))
+        msg_q.put(P.Error(msg if msg is not None else traceback.format_exc()))
         code = 1
     finally:
         msg_q.close()

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..core.networks import actor_weights
+from ..core.snapshot import make_snapshot, probe_dict
 from ..errors import WorkbenchError
 
 FORMAT = "qmix-workbench-episode"
@@ -153,22 +154,20 @@ class Episode:
         hyper = {f: a[f][d] for f in HYPER_FIELDS if f in a}
         joint = self.joint_table(d)
         av = a["avail"][d]
-        probe = {"q": a["q"][d], "avail": av, "chosen": a["actions"][d].astype(np.int64),
-                 "greedy": a["greedy"][d].astype(np.int64),
-                 "qtot_chosen": _opt(a, "qtot", d), "qtot_greedy": _opt(a, "qtot_greedy", d),
-                 "joint": joint, "joint_avail": None if joint is None else av[0][:, None] & av[1][None, :],
-                 "hyper": hyper, "credit": a["credit"][d] if "credit" in a else None,
-                 "res_value": _opt(a, "res", d)}
+        probe = probe_dict(a["q"][d], av, a["actions"][d].astype(np.int64), a["greedy"][d].astype(np.int64),
+                           _opt(a, "qtot", d), _opt(a, "qtot_greedy", d), joint,
+                           None if joint is None else av[0][:, None] & av[1][None, :], hyper,
+                           a["credit"][d] if "credit" in a else None, _opt(a, "res", d))
         world = None
         if "pos" in a:
             world = {f: a[f][k] for f in DRAW_FIELDS}
             world["tick"] = int(a["tick"][k])
         full = self._full_trace()
-        return {"t": k, "t_env": int(self.header.get("t_env", 0)), "epsilon": float(self.header.get("epsilon", 0.0)),
-                "episode": int(self.header.get("episode_index", 0)), "paused": True, "probe": probe,
-                "world": world, "payoff": None, "trace": full, "last_episode": full, "cursor": k,
-                "env0_done": k == T, "reward": float(a["reward"][k - 1]) if k > 0 else 0.0, "time": time.time(),
-                "executed": None if k == 0 else a["actions"][k - 1].tolist(), "replay": True}
+        return make_snapshot(t=k, t_env=int(self.header.get("t_env", 0)), epsilon=float(self.header.get("epsilon", 0.0)),
+                             episode=int(self.header.get("episode_index", 0)), paused=True, probe=probe, world=world,
+                             payoff=None, trace=full, last_episode=full, env0_done=k == T,
+                             reward=float(a["reward"][k - 1]) if k > 0 else 0.0,
+                             executed=None if k == 0 else a["actions"][k - 1].tolist(), cursor=k, replay=True)
 
     def _full_trace(self) -> dict:
         if getattr(self, "_trace_cache", None) is None:
