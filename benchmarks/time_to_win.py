@@ -20,7 +20,8 @@ import time
 
 def _child(preset, seed, budget_s, until80, overrides, runs_dir, t_spawn, q):
     from models.config import load_config
-    from models.training.train import Callbacks, train
+    from models.training.callbacks import Callbacks
+    from models.training.train import train
 
     class Clock(Callbacks):
         def __init__(self):

@@ -12,10 +12,14 @@ From Python: `models.train(config, callbacks=...)` and `models.load_config(prese
 
 
 def __getattr__(name):  # the public face, imported on first use (a plain `import models` stays light)
-    if name in ("train", "Trainer", "Callbacks"):
+    if name in ("train", "Trainer"):
         from .training import train as _train
 
         return getattr(_train, name)
+    if name == "Callbacks":
+        from .training.callbacks import Callbacks
+
+        return Callbacks
     if name == "load_config":
         from .config import load_config
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import ConfigError, list_presets as _list_presets
+from .config import ConfigError
+from .config import list_presets as _list_presets
 
 
 @dataclass(frozen=True)

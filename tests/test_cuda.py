@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from models.config import load_config
-from models.training.train import Callbacks, Trainer
+from models.training.callbacks import Callbacks
+from models.training.train import Trainer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device here (torch.cuda.is_available() is False)")

@@ -270,7 +270,7 @@ def test_training_records_env0_at_an_interval_with_its_weights(tmp_path):
 
 
 def test_watch_keeps_a_ring_of_the_last_episodes(tiny_run, tmp_path):
-    from models.training.train import Callbacks
+    from models.training.callbacks import Callbacks
     from models.play.watch import watch
 
     got = []

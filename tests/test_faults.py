@@ -20,7 +20,8 @@ from models.files import checkpoint as ckmod
 from models.files.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from models.config import ConfigError, load_config
 from models.errors import CheckpointWriteError, DivergenceError, ResourceError, RunDirError
-from models.training.train import Callbacks, Trainer, train
+from models.training.callbacks import Callbacks
+from models.training.train import Trainer, train
 from workbench.cli import main as cli
 
 QUIET = dict(log=lambda *a: None)
@@ -255,6 +256,7 @@ class StopAfter(Callbacks):
         return self.seen >= self.rounds * 2  # num_envs = 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner_process", [True, False])
 def test_a_graceful_stop_saves_the_buffer_and_resumes_exactly(tmp_path, learner_process):
     over = TINY_2C + ["run.t_max=1500", f"run.learner_process={str(learner_process).lower()}"]
@@ -285,6 +287,7 @@ def _sets(over):
     return [a for o in over for a in ("--set", o)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, group", [(signal.SIGTERM, False), (signal.SIGINT, True), (signal.SIGTERM, True)])
 def test_sigterm_is_a_graceful_stop_with_the_buffer(tmp_path, sig, group):
     """To the trainer alone, or to the whole process group, learner process included: what a terminal's Ctrl-C
@@ -304,6 +307,7 @@ def test_sigterm_is_a_graceful_stop_with_the_buffer(tmp_path, sig, group):
     assert meta["has_buffer"] and tensors["buffer"]["size"] > 0
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_then_resume_matches_the_uninterrupted_run(tmp_path, capsys):
     over = SUBPROCESS_2C + ["run.save_interval=300"]
     run = tmp_path / "k"
@@ -340,6 +344,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_the_previous_checkpoint_intact(tmp_path):
     run = tmp_path / "s"
     over = TINY_2C + ["learner.buffer_size=64", "run.learner_process=false"]
@@ -448,6 +453,7 @@ class TraceWatcher(Callbacks):
 
 @pytest.mark.parametrize("preset,over", [("vdn_twostep", ["run.t_max=600"]),
                                          ("qmix_2c_vs_64zg", TINY_2C + ["run.t_max=300"])])
+@pytest.mark.slow
 def test_watch_mode_trace_holds_every_step_and_the_return_earned(tmp_path, preset, over):
     from models.core.episode import discounted_returns
     from models.play.watch import watch
@@ -466,6 +472,7 @@ def test_watch_mode_trace_holds_every_step_and_the_return_earned(tmp_path, prese
 
 
 # ---- 16. progress and clean-up defects ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_resuming_at_t_max_with_a_round_pending_finishes(tmp_path):
     tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=true"]), run_dir=tmp_path / "p",
                  **QUIET)
@@ -477,6 +484,7 @@ def test_resuming_at_t_max_with_a_round_pending_finishes(tmp_path):
     assert cli(["train", "--resume", str(tmp_path / "p"), "--set", "run.t_max=100"]) == 0
 
 
+@pytest.mark.slow
 def test_a_failing_restore_leaves_no_learner_process(tmp_path):
     tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.learner_process=true"]), run_dir=tmp_path / "p",
                  **QUIET)

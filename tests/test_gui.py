@@ -66,6 +66,7 @@ def test_window_opens_ready_on_2c_vs_64zg(window):
                                  "Training curves"}
 
 
+@pytest.mark.slow
 def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot, window):
     w = window
     _start(qtbot, w)
@@ -126,6 +127,7 @@ def qtbot_button():
     return Qt.LeftButton
 
 
+@pytest.mark.slow
 def test_killed_trainer_is_reported_and_the_window_stays_usable(qtbot, window):
     w = window
     _start(qtbot, w)
@@ -148,6 +150,7 @@ def test_killed_trainer_is_reported_and_the_window_stays_usable(qtbot, window):
     qtbot.waitUntil(lambda: w.state.error is not None and "Traceback" in w.state.error, timeout=WAIT)
 
 
+@pytest.mark.slow
 def test_checkpoint_saved_from_the_gui_loads_in_watch_mode(qtbot, window):
     w = window
     _start(qtbot, w)
@@ -173,6 +176,7 @@ def test_matrix_game_shows_learned_table_beside_payoff(qtbot, window):
     assert w.joint.cells[1][0].toPlainText() == "8.00"  # true payoff [0, 0]
 
 
+@pytest.mark.slow
 def test_non_finite_updates_show_in_red_and_on_the_loss_curve(qtbot, window):
     w = window
     w.controls.scenario.setCurrentText("matrix_mild")
@@ -190,6 +194,7 @@ def test_non_finite_updates_show_in_red_and_on_the_loss_curve(qtbot, window):
     assert "TRAINER ERROR" in w.status.text() and "ff5555" in w.status.styleSheet()
 
 
+@pytest.mark.slow
 def test_closing_leaves_no_child_process(qtbot, tmp_path):
     w = MainWindow(runs_dir=str(tmp_path / "runs"))
     qtbot.addWidget(w)
@@ -212,6 +217,7 @@ def _exists(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_paints_for_several_seconds_while_training(qtbot, window):
     # guards against PySide6 6.12.0's crash on Python 3.11 ("deallocating None" after a second of painting)
     w = window
@@ -261,6 +267,7 @@ if __name__ == "__main__":
 '''
 
 
+@pytest.mark.slow
 def test_a_killed_window_process_stops_and_saves_its_trainer(tmp_path):
     import subprocess
     import sys

@@ -63,6 +63,7 @@ def _run_host(face, tmp_path, **env_extra):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("face", ["smac", "render", "pettingzoo"])
 def test_a_debug_host_gets_no_library_flood_and_keeps_its_own_logging(face, tmp_path):
     out = _run_host(face, tmp_path)
@@ -88,6 +89,7 @@ print(Count.n, logging.getLogger("numba").level)
 '''
 
 
+@pytest.mark.slow
 def test_a_host_that_configured_the_numba_logger_keeps_its_setting(tmp_path):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba_cache"), PYTHONPATH=str(ROOT))
     p = subprocess.run([sys.executable, "-c", _CONFIGURED], capture_output=True, text=True, cwd=tmp_path, env=env,

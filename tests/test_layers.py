@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,6 +22,7 @@ def test_the_import_contracts_hold():
     assert p.stdout.count("KEPT") == 4 and "BROKEN" not in p.stdout
 
 
+@pytest.mark.slow
 def test_training_and_the_trainer_process_load_no_qt(tmp_path):
     code = f"""
 import json, sys

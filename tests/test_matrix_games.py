@@ -29,6 +29,7 @@ def test_two_step_game_rewards():
     assert r2.terminated.all() and list(r2.reward) == [7, 7, 1, 8]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_qmix_takes_the_branch_worth_8_and_vdn_does_not(seed, tmp_path):
     ev_q, tab_q = _train("qmix_twostep", seed, tmp_path)

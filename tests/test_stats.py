@@ -44,6 +44,7 @@ def test_intervals_are_seeded_and_one_run_is_a_note_not_a_crash():
     assert np.allclose(point, [0.5, 1.0]) and np.all(lo <= point) and np.all(point <= hi)
 
 
+@pytest.mark.slow
 def test_agrees_with_rliable_on_the_same_scores():
     rliable_library = pytest.importorskip("rliable.library", reason="rliable is in the dev extra")
     from rliable import metrics

@@ -10,7 +10,8 @@ from models.core.buffer import EpisodeBuffer
 from models.files.checkpoint import CheckpointError, load_checkpoint
 from models.config import ConfigError, list_presets, load_config
 from models.core.runner import epsilon_at
-from models.training.train import Callbacks, Trainer, train
+from models.training.callbacks import Callbacks
+from models.training.train import Trainer, train
 from workbench.cli import main as cli
 
 TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
@@ -19,11 +20,16 @@ TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "
 
 
 def test_every_algorithm_has_2c_and_matrix_presets():
+    from models import registry
+    from sims import list_matrix_games
+
     names = set(list_presets())
-    for algo in ("iql", "vdn", "qmix", "res_qmix", "res_vdn"):
-        for game in ("2c_vs_64zg", "twostep", "matrix_nonmono", "matrix_mild"):
-            assert f"{algo}_{game}" in names
-            load_config(f"{algo}_{game}")
+    assert len(registry.ALGORITHMS) == 5  # IQL, VDN, QMIX, RES-VDN, RES-QMIX: the registry is the one list
+    for algo in registry.ALGORITHMS:
+        for game in ["2c_vs_64zg", *list_matrix_games()]:
+            assert f"{algo.prefix}_{game}" in names, (algo.name, game)
+            cfg = load_config(f"{algo.prefix}_{game}")
+            assert (cfg.algo.mixer, cfg.algo.res) == (algo.mixer, algo.res)
 
 
 @pytest.mark.parametrize("override, message", [
@@ -91,6 +97,7 @@ class Recorder(Callbacks):
         return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["qmix_2c_vs_64zg", "res_qmix_2c_vs_64zg", "iql_2c_vs_64zg", "res_vdn_2c_vs_64zg"])
 def test_train_writes_a_run_directory_and_reports_metrics(preset, tmp_path):
     rec = Recorder()
@@ -116,6 +123,7 @@ def test_train_writes_a_run_directory_and_reports_metrics(preset, tmp_path):
         assert rec.probe.joint.shape == (70, 70)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner_process", [True, False])
 def test_resume_continues_exactly(tmp_path, learner_process):
     # with a learner process the checkpoint also holds the actors' (one round old) weights and the
@@ -188,6 +196,7 @@ def test_a_dead_learner_process_is_a_clear_error(tmp_path):
     assert (tmp_path / "r" / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_is_atomic_and_rejects_other_maps(tmp_path):
     tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", log=lambda *a: None)
     tr.round()

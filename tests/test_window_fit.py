@@ -34,6 +34,7 @@ def _inside(rect, screen) -> bool:
     return sx <= x and sy <= y and x + w <= sx + sw and y + h <= sy + sh
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size, smallest", [("1366x768", (230, 100)), ("1920x1080", (300, 160))])
 def test_the_window_and_every_panel_fit_the_screen(size, smallest, tmp_path):
     r = _open("first", size, tmp_path)
@@ -46,6 +47,7 @@ def test_the_window_and_every_panel_fit_the_screen(size, smallest, tmp_path):
     assert {"Controls", "Qtot", "Mixer", "Reset layout"} <= set(r["view_menu"])
 
 
+@pytest.mark.slow
 def test_the_layout_is_remembered_and_reset(tmp_path):
     first = _open("resize-and-close", "1366x768", tmp_path)
     again = _open("second", "1366x768", tmp_path)

@@ -138,7 +138,7 @@ class ProcessCallbacks:
 
     # ---- the step hook ------------------------------------------------------------------------------------
     def on_step(self, ctx):
-        from models.training.train import StopRequested
+        from models.training.callbacks import StopRequested
 
         now = time.monotonic()
         if now - self.last_poll >= 0.01:  # a queue poll costs more than a step of bookkeeping

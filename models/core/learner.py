@@ -6,8 +6,8 @@ import copy
 import torch
 from torch import nn
 
-from .agent import RNNAgent
 from ..config import Config
+from .agent import RNNAgent
 
 NEG_INF = -1e9
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from ..config import check_episodes
-from ..files.episode_file import Episode, EpisodeFileError, EpisodeRecorder, concat
 from ..core.probe import Probe
+from ..files.episode_file import Episode, EpisodeFileError, EpisodeRecorder, concat
 
 
 @dataclass

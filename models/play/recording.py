@@ -10,9 +10,18 @@ import numpy as np
 import torch
 
 from ..config import check_episodes
-from ..files.episode_file import (WEIGHT_PREFIX, Episode, EpisodeFileError, EpisodeRecorder, _weights_of,
-                                  checkpoint_ref, episode_header, weights_digest)
+from ..files.episode_file import (
+    WEIGHT_PREFIX,
+    Episode,
+    EpisodeFileError,
+    EpisodeRecorder,
+    _weights_of,
+    checkpoint_ref,
+    episode_header,
+    weights_digest,
+)
 from ..files.rundir import run_dir_of_checkpoint
+
 
 class EpisodeRing:
     """An `episodes/` directory that keeps the newest `keep` files of one prefix (Watch mode's ring)."""
@@ -48,9 +57,9 @@ def record_episodes(checkpoint, episodes: int, out_dir=None, seed: int = 0, devi
     seed never replace these, and existing files of the same ones are refused unless `force`."""
     from ..config import check_seed
     from ..core.envs import make_env_for
-    from ..files.loading import load_policy
     from ..core.probe import Probe
     from ..core.runner import Runner
+    from ..files.loading import load_policy
 
     check_episodes(episodes)
     check_seed("--seed", seed)

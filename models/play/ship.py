@@ -11,10 +11,20 @@ import numpy as np
 
 from ..config import EVAL_SEED
 from ..core.networks import actor_weights
-from ..files.loading import load_policy
 from ..files import policies as policy_files
-from ..files.policies import (DIM_KEYS, ENV_DIR, Card, PolicyError, preset_of, write_atomic,
-                              check_name, file_digest, policies_dir, training_curves)
+from ..files.loading import load_policy
+from ..files.policies import (
+    DIM_KEYS,
+    ENV_DIR,
+    Card,
+    PolicyError,
+    check_name,
+    file_digest,
+    policies_dir,
+    preset_of,
+    training_curves,
+    write_atomic,
+)
 from ..files.rundir import run_dir_of_checkpoint
 from .evaluate import evaluate_policy
 

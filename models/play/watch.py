@@ -6,12 +6,12 @@ import numpy as np
 import torch
 
 from ..core.envs import make_env_for
-from ..files.loading import load_policy
 from ..core.probe import Probe
 from ..core.runner import Runner
-from ..files.episode_file import EpisodeRecorder
 from ..core.trace import EpisodeTrace
-from ..training.train import Callbacks, StepContext, StopRequested
+from ..files.episode_file import EpisodeRecorder
+from ..files.loading import load_policy
+from ..training.callbacks import Callbacks, StepContext, StopRequested
 
 
 def watch(checkpoint, callbacks: Callbacks, seed: int = 0, device="cpu", max_episodes: int | None = None,

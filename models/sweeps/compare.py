@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import stats
 from ..config import Config, convert_legacy, flatten
 from ..errors import WorkbenchError
 from ..files.rundir import config_edited
+from . import stats
 
 STATS = ("median", "mean", "iqm")
 EVAL_METRICS = ("test_win_rate", "test_return")  # the evaluation columns training writes to metrics.csv

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .compare import Comparison, CompareError, RunCurve
+from .compare import CompareError, Comparison, RunCurve
 
 ENVIRONMENT = "smac_qmix_workbench"  # our simulator, not SC2: the environment key says so
 SOURCE_KEY = "marl_eval.source"  # config keys of an imported run (kept out of our own runs' configs)

@@ -33,7 +33,14 @@ from typing import Any, Callable
 
 import tomli_w
 
-from ..config import EVAL_SEED, Config, ConfigError, check_seed, load_config, parse_override
+from ..config import (
+    EVAL_SEED,
+    Config,
+    ConfigError,
+    check_seed,
+    load_config,
+    parse_override,
+)
 from ..errors import WorkbenchError
 from ..files.rundir import LOCK_FILE, DirLock
 
@@ -392,7 +399,8 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
     start it clean; then evaluate it greedily (`final_eval.json`) and mark it finished (`sweep_done.json`).
     `report` gets every evaluation (Ray Tune); `should_stop` ends training after a round (a checkpoint
     is saved and the trial stays unfinished). Failures come back as a result, not an exception."""
-    from ..training.train import Callbacks, train
+    from ..training.callbacks import Callbacks
+    from ..training.train import train
 
     run_dir = Path(job.run_dir)
     if is_finished(run_dir):

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.buffer import EpisodeBuffer
-from ..files.checkpoint import save_checkpoint
 from ..config import Config
+from ..core.buffer import EpisodeBuffer
 from ..core.episode import EpisodeBatch
-from ..errors import CheckpointWriteError
 from ..core.learner import Learner
 from ..core.networks import actor_weights, build_networks, load_actor_weights
+from ..errors import CheckpointWriteError
+from ..files.checkpoint import save_checkpoint
 from .resources import available_memory
 
 

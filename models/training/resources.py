@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 
-
 from ..core.buffer import buffer_nbytes
 from ..errors import ResourceError
 

@@ -13,20 +13,28 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import rundir
-from ..core.buffer import describe_buffer
-from ..files.checkpoint import (CheckpointError, check_compatible, fingerprint_differences, link_checkpoint,
-                         load_checkpoint, remove_stale_temps, save_checkpoint)
 from ..config import Config, ConfigError, apply_overrides, from_dict
+from ..core.buffer import describe_buffer
 from ..core.envs import make_env_for
-from ..errors import DivergenceError, RunDirError
 from ..core.networks import actor_weights, build_networks, load_actor_weights
-from .learner_host import InlineLearner, LearnerProcess, RoundResult
 from ..core.probe import Probe
-from .resources import check_memory
-from ..files.episode_file import EpisodeRecorder
 from ..core.runner import ExplorationHold, Runner, env_epsilons, epsilon_at
 from ..core.trace import EpisodeTrace
+from ..errors import DivergenceError, RunDirError
+from ..files import rundir
+from ..files.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    fingerprint_differences,
+    link_checkpoint,
+    load_checkpoint,
+    remove_stale_temps,
+    save_checkpoint,
+)
+from ..files.episode_file import EpisodeRecorder
+from .callbacks import Callbacks, StepContext, StopRequested
+from .learner_host import InlineLearner, LearnerProcess, RoundResult
+from .resources import check_memory
 
 CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
                "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
@@ -37,51 +45,6 @@ CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won"
 RESUME_KEYS = ("env.map_name", "env.profile", "env.options", "env.num_envs", "algo.mixer", "algo.res",
                "algo.res_beta", "algo.res_lambda", "algo.res_exact", "algo.agent_hidden", "algo.mixing_embed",
                "algo.hypernet_embed", "learner.optimizer", "learner.buffer_size")
-
-
-class Callbacks:
-    """Hooks into `train`. Every method is optional; with none given training pays nothing."""
-
-    def on_start(self, info: dict) -> None: ...
-    def on_episode(self, m: dict) -> None: ...
-    def on_update(self, m: dict) -> None: ...
-    def on_eval(self, m: dict) -> None: ...
-    def on_checkpoint(self, path: str) -> None: ...
-    def on_recorded(self, path: str) -> None: ...  # an episode file was written
-    def on_end(self, summary: dict) -> None: ...
-
-    def wants_steps(self) -> bool:
-        """True to get `on_step` every env step (snapshots, pausing, forced actions)."""
-        return False
-
-    def on_step(self, ctx: "StepContext") -> np.ndarray | None:
-        """Called every env step when `wants_steps()`; may return actions [B, n] to use instead."""
-        return None
-
-    def should_stop(self) -> bool:
-        return False
-
-
-class StopRequested(Exception):
-    """Raised from `Callbacks.on_step` to end training at once (the round in progress is dropped)."""
-
-
-class StepContext:
-    """What `Callbacks.on_step` sees: one acting step (before the env steps), with probes on demand."""
-
-    def __init__(self, probe: Probe, env, t: int, rec, q: torch.Tensor, actions: np.ndarray, t_env: int,
-                 epsilon: float, trace: EpisodeTrace | None = None):
-        self.probe_, self.env, self.t, self.rec, self.q, self.actions = probe, env, t, rec, q, actions
-        self.t_env, self.epsilon = t_env, epsilon
-        self.trace = trace  # env 0's episode so far and its last finished one
-
-    @property
-    def world(self):
-        return getattr(self.env, "world", None)
-
-    def probe(self, env_index: int = 0, chosen=None, joint_table: bool = True):
-        return self.probe_.from_q(self.q[env_index], self.rec.state[env_index], self.rec.avail[env_index],
-                                  self.actions[env_index] if chosen is None else chosen, joint_table=joint_table)
 
 
 def _as_tensors(w: dict) -> dict:
