@@ -1,6 +1,7 @@
 """Makes the README's screenshots of the real window (offscreen).
 
 Usage: python docs/screenshots.py training [--steps 150000]   -> docs/workbench_training.png
+       (--real: under `xvfb-run -s "-screen 0 1920x1080x24"` with QT_QPA_PLATFORM=xcb, the window as it opens there)
        python docs/screenshots.py watch RUN_DIR_OR_CHECKPOINT  -> docs/workbench_watch.png
        python docs/screenshots.py replay EPISODE --at-step K    -> docs/replay_death.png (Replay mode at step K)
        python docs/screenshots.py fork EPISODE --at-step K --agent I --action A [--later L]
@@ -9,11 +10,13 @@ Usage: python docs/screenshots.py training [--steps 150000]   -> docs/workbench_
 """
 import argparse
 import os
+import tempfile
 import time
 
 from workbench import protocol as P
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QMIX_WORKBENCH_SETTINGS", os.path.join(tempfile.mkdtemp(), "w.ini"))  # the default layout
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
@@ -73,6 +76,9 @@ def main():
     ap.add_argument("path", nargs="?")
     ap.add_argument("--steps", type=int, default=150_000)
     ap.add_argument("--at-step", type=int, default=25, help="pause when the shown episode reaches this step")
+    ap.add_argument("--real", action="store_true",
+                    help="the window as it opens on a real screen (run under xvfb-run with QT_QPA_PLATFORM=xcb), "
+                         "sized by itself to that screen")
     a = ap.parse_args()
     from PySide6.QtWidgets import QApplication
 
@@ -80,7 +86,8 @@ def main():
 
     app = QApplication([])
     w = MainWindow(runs_dir="/tmp/qmix-screenshot-runs")
-    w.resize(1800, 1120)
+    if not a.real:
+        w.resize(1800, 1120)
     w.show()
     here = os.path.dirname(os.path.abspath(__file__))
     if a.what == "training":
