@@ -191,7 +191,7 @@ def plot_statistics(comparison, out_png, width=1500, height=480, reps: int = 200
         p.addItem(pg.FillBetweenItem(a, b, brush=pg.mkBrush(colour + (50,))))
         p.plot(taus, point, pen=pg.mkPen(colour, width=2), name=f"{i + 1}: {label} ({len(x)} runs)")
     q = win.addPlot(row=0, col=1)
-    q.setTitle(f"P(X > Y), 95% intervals (X, Y: the profile's numbers)")
+    q.setTitle("P(X > Y), 95% intervals (X, Y: the profile's numbers)")
     q.setLabel("bottom", "P(X > Y)")
     q.showGrid(x=True, alpha=0.3)
     # groups by their number in the profile's legend: "1 > 2" reads as P(group 1 beats group 2)

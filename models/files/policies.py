@@ -19,7 +19,6 @@ turns a name into that path.
 """
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
 import io
 import json

@@ -3,7 +3,6 @@ of Watch mode's last N episodes, and `record_episodes` (the `record` command).""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,14 +10,10 @@ import torch
 
 from ..config import check_episodes
 from ..files.episode_file import (
-    WEIGHT_PREFIX,
     Episode,
-    EpisodeFileError,
     EpisodeRecorder,
-    _weights_of,
     checkpoint_ref,
     episode_header,
-    weights_digest,
 )
 from ..files.rundir import run_dir_of_checkpoint
 
