@@ -290,3 +290,17 @@ def test_watch_keeps_a_ring_of_the_last_episodes(tiny_run, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
         "watch_s2_00001_fork_s3_a0_2.npz", "watch_s2_00002.npz", "watch_s2_00003.npz"]
     assert os.path.exists(got[-1])
+
+
+def test_a_run_directory_moved_with_its_episodes_still_forks(episode_path, tiny_run, tmp_path):
+    """An episode under RUN/episodes/ names RUN/checkpoints/C.pt by its absolute path: moved elsewhere, the run's
+    episodes find the same checkpoint (same digest) under the directory's new name."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "episodes").mkdir(exist_ok=True)
+    ck = run / "checkpoints" / "latest.pt"
+    _rewrite_header(episode_path, run / "episodes" / "ep.npz", checkpoint={"path": str(ck), "digest": None})
+    moved = tmp_path / "moved"
+    shutil.move(str(run), str(moved))
+    ep = load_episode(moved / "episodes" / "ep.npz")
+    assert fork(ep, 1, 0, "greedy", episodes=1).fork.won.shape == (1,)

@@ -71,6 +71,12 @@ def episode_policy(ep: Episode, device="cpu"):
         agent, mixer = _shipped_policy(ep, ck, device)
         return cfg, agent, mixer
     found = _find_checkpoint(Path(path), ck.get("digest"), ck.get("weights_digest"))
+    if found is None and ep.path:
+        # the run directory moved (or was copied) with its episodes: RUN/episodes/E.npz played RUN/checkpoints/C.pt,
+        # and the same weights are there under the directory's new name (the digest still has to match)
+        moved = Path(ep.path).resolve().parent.parent / "checkpoints" / Path(path).name
+        if moved != Path(path):
+            found = _find_checkpoint(moved, ck.get("digest"), ck.get("weights_digest"))
     if found is None:
         why = "no longer exists" if not Path(path).exists() else "has changed since the episode was recorded " \
                                                                   "(its digest differs)"
