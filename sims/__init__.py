@@ -12,7 +12,7 @@ import logging as _logging
 if _logging.getLogger("numba").level == _logging.NOTSET:
     _logging.getLogger("numba").setLevel(_logging.WARNING)
 
-from .battle import action_names
+from .battle import N_ACTIONS_NO_ATTACK, action_names
 from .errors import DataError
 from .matrix_games import MatrixGameVecEnv, list_matrix_games
 from .scenario import Scenario, list_scenarios, load_scenario
@@ -21,7 +21,7 @@ from .units import UnitType, load_unit_types
 from .vec_env import StepRecord, VecEnv
 from .world import World
 
-__all__ = ["action_names", "DataError", "MatrixGameVecEnv", "list_matrix_games", "make_vec_env", "Scenario", "StarCraft2Env", "StepRecord", "UnitType", "VecEnv", "World",
+__all__ = ["N_ACTIONS_NO_ATTACK", "action_names", "DataError", "MatrixGameVecEnv", "list_matrix_games", "make_vec_env", "Scenario", "StarCraft2Env", "StepRecord", "UnitType", "VecEnv", "World",
            "list_scenarios", "load_scenario", "load_unit_types", "parallel_env"]
 
 

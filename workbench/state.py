@@ -196,4 +196,6 @@ class WorkbenchState:
 
     @property
     def is_matrix_game(self) -> bool:
-        return self.map_name in ("twostep", "matrix_nonmono", "matrix_mild")
+        from sims import list_matrix_games
+
+        return self.map_name in list_matrix_games()

@@ -41,7 +41,10 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         if matrix_game:
             ticks = [(i, names[i]) for i in range(n_actions)]
         else:
-            ticks = [(0, "no-op"), (3.5, "move")] + [(i, f"atk {i - 6}") for i in range(14, n_actions, 8)]
+            from sims import N_ACTIONS_NO_ATTACK as K  # the action layout is the simulator's: no-op, stop, 4 moves
+
+            ticks = [(0, "no-op"), ((2 + K - 1) / 2, "move")] + [(i, f"atk {i - K}")
+                                                               for i in range(K + 8, n_actions, 8)]
         edges = np.arange(n_actions + 1) - 0.5
         for i in range(n_agents):
             p = self.addPlot(row=i, col=0)
