@@ -476,6 +476,12 @@ def _fmt_first(runs: list[RunCurve], thr: float) -> str:
     return s if len(reached) == len(runs) else f"{s} ({len(reached)} of {len(runs)})"
 
 
+def _matrix_games() -> set:
+    from sims import list_matrix_games
+
+    return set(list_matrix_games())
+
+
 def format_table(c: Comparison) -> str:
     """A markdown table: one row per group (see `compare_runs`)."""
     rate = c.metric in ("test_win_rate", "won")
@@ -484,16 +490,19 @@ def format_table(c: Comparison) -> str:
     if c.stat == "iqm":
         band = "(interquartile mean) [95% CI]"
     absolute = any(r.absolute == r.absolute for g in c.groups for r in g.runs)
+    # the times to a win rate, where there are wins to time: a matrix game (measured by its return) has none
+    wins = any(r.config.get("env.map_name") not in _matrix_games() for g in c.groups for r in g.runs)
     head = (["group", "seeds"] + [f"{what} @ {fmt_steps(t)}" for t in c.at]
             + [f"final {what}"] + ([f"absolute {what}"] if absolute else [])
-            + ["first eval win rate >= 50% (wall / env steps)", "win rate >= 80%", "env steps/s"])
+            + (["first eval win rate >= 50% (wall / env steps)", "win rate >= 80%"] if wins else [])
+            + ["env steps/s"])
     rows = []
     for g in c.groups:
         n = len(g.runs)
         rows.append([g.label, str(n)] + [_fmt_stat([r.at(t) for r in g.runs], c.stat, rate, n) for t in c.at]
                     + [_fmt_stat([r.final for r in g.runs], c.stat, rate, n)]
                     + ([_fmt_stat([r.absolute for r in g.runs], c.stat, rate, n)] if absolute else [])
-                    + [_fmt_first(g.runs, thr) for thr in THRESHOLDS]
+                    + ([_fmt_first(g.runs, thr) for thr in THRESHOLDS] if wins else [])
                     + [f"{np.nanmedian([r.steps_per_s for r in g.runs]):,.0f}"])
     episodes = sorted({r.final_episodes for g in c.groups for r in g.runs if r.final_episodes})
     lines = [f"{what}: {c.stat} {band} over seeds; times are training wall time (median over seeds)",
