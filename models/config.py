@@ -202,7 +202,9 @@ def check_run_name(name: str) -> None:
 # Keys of versions before the schedules meant what they say. Their meaning hung on env.num_envs and
 # learner.batch_size: `updates_per_round` updates after each round of num_envs episodes, a target copy every
 # `target_update_interval` updates. Stored configs (checkpoints, run directories, policy cards, episode files)
-# are converted to the exact equivalents; a config a person writes is refused with those equivalents.
+# are converted to their equivalents (the same updates per episode collected and the same refresh period; the
+# first target copy comes when the episode count reaches it, not the update count); a config a person writes is
+# refused with those equivalents.
 LEGACY_KEYS = {"updates_per_round": "replay_ratio", "target_update_interval": "target_update_episodes"}
 
 

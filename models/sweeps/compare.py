@@ -245,7 +245,7 @@ def _scan(path: Path, metric: str) -> _Scan:
 def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     d = Path(run_dir)
     try:
-        # a run of an earlier version is read in today's keys: the exact equivalents of its schedule keys, and
+        # a run of an earlier version is read in today's keys: the equivalents of its schedule keys, and
         # the defaults (what it did) for keys added since
         config = {**flatten(Config().to_dict()),
                   **flatten(convert_legacy(tomllib.loads((d / "config.toml").read_text()))[0])}

@@ -99,7 +99,7 @@ class Trainer:
                 cfg = apply_overrides(from_dict(meta["config"], notes=notes), overrides or [])
                 if notes:
                     log(f"{meta['path']} was written by an earlier version; its schedule keys are read as their "
-                        f"exact equivalents: " + "; ".join(notes))
+                        f"equivalents (the same updates per episode and the same refresh period): " + "; ".join(notes))
             if run_dir is None:
                 run_dir = rundir.of_checkpoint(resume)
             else:  # continuing elsewhere: a new directory, unless it is the checkpoint's own
