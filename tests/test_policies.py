@@ -341,7 +341,7 @@ def test_app_opens_watching_the_shipped_policy(qtbot, app_window, shipped, tmp_p
 def test_app_without_a_shipped_policy_opens_idle_and_says_so(qtbot, app_window):
     _, make = app_window
     w = make()
-    from workbench.app import NO_POLICY_MESSAGE
+    from workbench.panels.controls import NO_POLICY_MESSAGE
 
     qtbot.waitUntil(lambda: NO_POLICY_MESSAGE in w.log_view.toPlainText(), timeout=5_000)
     assert w.state.mode == "idle" and not w.client.alive() and w.controls.start.isEnabled()
