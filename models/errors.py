@@ -31,6 +31,20 @@ class CheckpointWriteError(WorkbenchError, OSError):
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
+class FileWriteError(WorkbenchError, OSError):
+    """A file could not be written (`models.files.atomic`); what was under its name before is intact."""
+
+    def __init__(self, path, cause: OSError):
+        super().__init__(cause.errno, cause.strerror or str(cause))
+        self.filename = str(path)
+        head = (f"no space left on device while writing {path}" if cause.errno in NO_SPACE
+                else f"cannot write {path}: {cause.strerror or cause}")
+        self.message = f"{head}; the file there before (if any) is as it was"
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def user_message(exc: BaseException) -> str | None:
     """The one-line message for a failure the user caused (bad input, files, disk); None for a bug."""
     if isinstance(exc, WorkbenchError):

@@ -353,12 +353,12 @@ def test_compare_reads_a_growing_run_incrementally(tmp_path):
     csv_path.write_text(whole)
     assert list(read_run(d).t_env) == [0, 100, 200, 300, 400, 500]
     key = (str(csv_path.resolve()), "test_win_rate")
-    read_at = compare._SCANS[key].offset
+    read_at = compare._SCANS[key].tail.offset
     with open(csv_path, "a") as f:
         f.write("eval,600,60.0,0.6,12\neval,700,70")  # the second row is being written
     r = read_run(d)
     assert list(r.t_env) == [0, 100, 200, 300, 400, 500, 600] and r.value[-1] == pytest.approx(0.6)
-    assert compare._SCANS[key].offset == read_at + len("eval,600,60.0,0.6,12\n")
+    assert compare._SCANS[key].tail.offset == read_at + len("eval,600,60.0,0.6,12\n")
     with open(csv_path, "a") as f:
         f.write(".0,0.7,14\n")
     r = read_run(d)

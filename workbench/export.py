@@ -15,6 +15,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # the CLI draws without a win
 import numpy as np  # noqa: E402
 
 from models.errors import WorkbenchError  # noqa: E402
+from models.files.atomic import atomic_path  # noqa: E402
 
 PANELS = ("arena", "qvalues", "qtot", "joint", "mixer")
 FORMATS = ("gif", "mp4")
@@ -330,8 +331,6 @@ def export_episode(path_or_episode, out, fmt: str = "gif", panels=("arena",), fp
     if ep.length < 1:
         raise ExportError(f"{ep.name} has no executed step to draw")
     comp = FrameComposer(ep, panels, fps, scale)
-    # the writers pick their container by the file's extension, so the temporary name keeps one
-    tmp = out.with_name(f"{out.name}.tmp.{fmt}")
     try:
         def frames():
             for i in range(1, ep.length + 1):
@@ -339,11 +338,9 @@ def export_episode(path_or_episode, out, fmt: str = "gif", panels=("arena",), fp
                 if progress is not None:
                     progress(i, ep.length)
 
-        (_write_gif if fmt == "gif" else _write_mp4)(tmp, frames(), comp, fps)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        # the writers pick their container by the file's extension, so the temporary name keeps it
+        with atomic_path(out, ext="." + fmt) as tmp:
+            (_write_gif if fmt == "gif" else _write_mp4)(tmp, frames(), comp, fps)
     finally:
         comp.close()
     return out, ep.length

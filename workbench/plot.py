@@ -2,27 +2,17 @@
 `qmix-workbench compare --out` (groups of runs with their bands, from `models.sweeps.compare`)."""
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
+from models.files import metrics
+
 
 def read_metrics(run_dir) -> dict:
     """{(kind, column): (t_env array, value array)} from a run's metrics.csv (blank cells skipped)."""
-    path = Path(run_dir) / "metrics.csv"
-    if not path.exists():
-        raise ValueError(f"{run_dir} has no metrics.csv: not a run directory")
-    pairs: dict = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            t = float(row["t_env"])
-            for k, v in row.items():
-                if k in ("kind", "t_env") or v in ("", None):
-                    continue
-                pairs.setdefault((row["kind"], k), []).append((t, float(v)))
-    return {key: (np.array([p[0] for p in v]), np.array([p[1] for p in v])) for key, v in pairs.items()}
+    return metrics.series(run_dir)  # MetricsMissing (a ValueError) names a directory that is not a run
 
 
 def plot_run(run_dir, out_png, width=1500, height=420) -> str:

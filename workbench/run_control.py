@@ -8,6 +8,8 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QFileDialog
 
+from models.files.rundir import RunDir
+
 from . import protocol as P
 from .state import WorkbenchState
 from .panels.controls import NO_POLICY_MESSAGE
@@ -190,8 +192,7 @@ class RunControl:
         self.state.load_metrics(metrics)
         self.state.run_dir = str(p)
         self.curves.show_state(self.state)
-        ck = p / "checkpoints"
-        if ck.is_dir() and any(ck.glob("*.pt")):
+        if RunDir(p).has_checkpoint():
             self.watch_checkpoint(str(p))  # latest.pt, or the newest readable t*.pt (and it says which)
         else:
             self._log(f"{run_dir}: curves loaded; no checkpoint to watch yet")

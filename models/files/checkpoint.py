@@ -13,12 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from ..errors import NO_SPACE, CheckpointWriteError, WorkbenchError
+from .atomic import atomic_file, fsync_dir
+from .rundir import LATEST, RunDir, step_of
 
 FORMAT = "qmix-workbench-checkpoint/2"
 LEGACY_FORMATS = ("qmix-workbench-checkpoint/1",)  # before digests: loaded, marked unverified
@@ -66,23 +67,13 @@ def save_checkpoint(path: str | Path, meta: dict, tensors: dict) -> Path:
         raise CheckpointWriteError(f"cannot create the checkpoint directory {path.parent}: {e.strerror}") from None
     meta_json = json.dumps(meta)
     payload = {"format": FORMAT, "meta_json": meta_json, "digest": payload_digest(meta_json, tensors), **tensors}
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
     except OSError as e:
         raise CheckpointWriteError(_write_failure(path, e)) from None
     except RuntimeError as e:  # torch's zip writer reports a failed write as RuntimeError, with errno lost
         raise CheckpointWriteError(_write_failure(path, e)) from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 
@@ -100,7 +91,7 @@ def link_checkpoint(src: Path, dst: Path) -> Path:
 
             shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
-        _fsync_dir(dst.parent)
+        fsync_dir(dst.parent)
     except OSError as e:
         raise CheckpointWriteError(_write_failure(dst, e)) from None
     finally:
@@ -109,21 +100,8 @@ def link_checkpoint(src: Path, dst: Path) -> Path:
     return dst
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _write_failure(path: Path, e: Exception) -> str:
-    latest = path.parent / "latest.pt"
+    latest = path.parent / LATEST
     before = path if path.exists() else latest if latest.exists() else None
     prev = f"the previous checkpoint {before} is intact" if before else "no checkpoint had been written before"
     no_space = isinstance(e, OSError) and e.errno in NO_SPACE
@@ -135,30 +113,17 @@ def _write_failure(path: Path, e: Exception) -> str:
     return f"cannot write checkpoint {path}: {reason}; {prev}"
 
 
-def remove_stale_temps(directory: Path) -> list[Path]:
-    """Delete the temp files an interrupted save left (they are never valid checkpoints)."""
-    gone = []
-    if directory.is_dir():
-        for p in directory.glob("*.tmp"):
-            try:
-                p.unlink()
-                gone.append(p)
-            except OSError:
-                pass
-    return gone
-
-
 def _candidates(path: Path) -> tuple[list[Path], bool]:
     """The files to try for `path`, newest first, and whether falling back to older ones is allowed
     (for a run directory or its latest.pt; a file named by the user is that file or an error)."""
     if path.is_dir():
-        ck = path / "checkpoints"
-    elif path.name == "latest.pt":
+        ck = RunDir(path).checkpoints
+    elif path.name == LATEST:
         ck = path.parent
     else:
         return [path], False
-    older = sorted(ck.glob("t*.pt"), reverse=True) if ck.is_dir() else []
-    return [ck / "latest.pt"] + older, True
+    older = sorted(((t, p) for p in ck.glob("t*.pt") if (t := step_of(p)) is not None), reverse=True)
+    return [ck / LATEST] + [p for _, p in older], True
 
 
 def load_checkpoint(path: str | Path, device="cpu") -> tuple[dict, dict]:

@@ -9,7 +9,6 @@ No Qt here: the CLI and the app share it.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.mixers import QMixer
 from ..core.networks import actor_weights
 from ..core.snapshot import make_snapshot, probe_dict
 from ..errors import WorkbenchError
+from .atomic import atomic_file
 
 FORMAT = "qmix-workbench-episode"
 VERSION = 1
@@ -133,13 +134,11 @@ class Episode:
         if self.n_agents != 2 or k >= self.length:
             return None
         q = a["q"][k].astype(np.float32)
-        A = q.shape[1]
-        if "w1" in a:
-            w1, b1, w2, v = (torch.from_numpy(np.asarray(a[f][k], dtype=np.float32)) for f in HYPER_FIELDS)
-            q0 = torch.from_numpy(q[0])[:, None, None]  # [A, 1, 1]
-            q1 = torch.from_numpy(q[1])[None, :, None]
-            h = torch.nn.functional.elu(q0 * w1[0] + q1 * w1[1] + b1)  # [A, A, E]
-            return (h @ w2 + v).numpy()
+        if "w1" in a:  # the mixer's own formula, with the weights it had in that state
+            hyper = {f: torch.from_numpy(np.asarray(a[f][k], dtype=np.float32)) for f in HYPER_FIELDS}
+            n_act = q.shape[1]
+            cand = torch.from_numpy(np.stack(np.meshgrid(q[0], q[1], indexing="ij"), -1).reshape(-1, 2))
+            return QMixer.mix(cand, hyper).reshape(n_act, n_act).numpy()
         if self.header.get("mixer") == "vdn":
             return q[0][:, None] + q[1][None, :]
         return None
@@ -191,16 +190,8 @@ class Episode:
         hdr = dict(self.header, format=FORMAT, version=VERSION, length=self.length)
         payload = {"header": np.frombuffer(json.dumps(hdr).encode(), dtype=np.uint8)}
         payload.update(self.arrays)
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **payload)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_file(path) as f:
+            np.savez_compressed(f, **payload)
         self.path = str(path)
         self.header = hdr
         return path

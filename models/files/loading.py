@@ -12,6 +12,7 @@ from ..core.networks import build_networks, load_actor_weights
 from .checkpoint import CheckpointError, load_checkpoint
 from .episode_file import Episode, EpisodeFileError, _weights_of, weights_digest
 from .policies import PolicyError, find_policy, is_policy_file, load_policy_file
+from .rundir import RunDir
 
 
 def load_policy(path, device="cpu"):
@@ -74,7 +75,7 @@ def episode_policy(ep: Episode, device="cpu"):
     if found is None and ep.path:
         # the run directory moved (or was copied) with its episodes: RUN/episodes/E.npz played RUN/checkpoints/C.pt,
         # and the same weights are there under the directory's new name (the digest still has to match)
-        moved = Path(ep.path).resolve().parent.parent / "checkpoints" / Path(path).name
+        moved = RunDir(Path(ep.path).resolve().parent.parent).checkpoints / Path(path).name
         if moved != Path(path):
             found = _find_checkpoint(moved, ck.get("digest"), ck.get("weights_digest"))
     if found is None:

@@ -24,13 +24,13 @@ import io
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import WorkbenchError
+from . import metrics
 
 FORMAT = "qmix-workbench-policy/1"
 ENV_DIR = "QMIX_WORKBENCH_POLICIES"
@@ -305,47 +305,14 @@ def preset_of(cfg) -> str | None:
 def training_curves(run_dir, t_max: int, points: int = CURVE_POINTS) -> dict:
     """`CURVE_COLUMNS` of a run's metrics.csv up to env step `t_max` (the shipped checkpoint's: a run may have gone
     on after it), each cut to at most `points` means of consecutive rows; {} when the run has no metrics.csv."""
-    import csv
-
-    path = Path(run_dir) / "metrics.csv" if run_dir else None
-    if path is None or not path.is_file():
+    if not run_dir or not metrics.path_of(run_dir).is_file():
         return {}
-    rows: dict[str, list] = {}
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            try:
-                t = float(row["t_env"])
-            except (KeyError, TypeError, ValueError):
-                continue  # a torn last line
-            if t > t_max:
-                continue
-            for col in CURVE_COLUMNS.get(row.get("kind"), ()):
-                v = row.get(col)
-                if v not in (None, ""):
-                    try:
-                        y = float(v)
-                    except ValueError:
-                        continue
-                    if np.isfinite(y):
-                        rows.setdefault(f"{row['kind']}/{col}", []).append((t, y))
+    found = metrics.series(run_dir, kinds=tuple(CURVE_COLUMNS), t_max=t_max)
+    rows = {f"{kind}/{col}": np.column_stack(found[(kind, col)])
+            for kind, cols in CURVE_COLUMNS.items() for col in cols if (kind, col) in found}
     out = {}
-    for key, xy in rows.items():
-        a = np.asarray(xy, float)
+    for key, a in rows.items():
         if len(a) > points:
             a = np.array([c.mean(0) for c in np.array_split(a, points)])
         out[key] = [[round(float(x), 1) for x in a[:, 0]], [float(f"{y:.5g}") for y in a[:, 1]]]
     return out
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a shipped policy is read by every user of an install
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)

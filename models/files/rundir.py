@@ -6,17 +6,60 @@ changed or the directory was copied; a resumed run writes into the directory tha
 """
 from __future__ import annotations
 
-import csv
 import datetime as _dt
-import io
 import os
+import re
 import shutil
-import time
 from pathlib import Path
 
 from ..errors import RunDirError
+from . import metrics as _metrics
+from .atomic import write_atomic
 
-RUN_ENTRIES = ("config.toml", "metrics.csv", "checkpoints", "tb")
+CONFIG_FILE = "config.toml"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.pt"
+_STEP_NAME = re.compile(r"t(\d+)\.pt")
+RUN_ENTRIES = (CONFIG_FILE, _metrics.FILE, CHECKPOINTS, "tb")
+
+
+class RunDir:
+    """A run directory's paths, named in this one place: `config.toml`, `metrics.csv`, `tb/`, `episodes/` and
+    `checkpoints/` with a `t<env steps>.pt` per save and `latest.pt` (the newest, with the replay buffer when
+    the run stopped gracefully)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / CONFIG_FILE)
+    metrics = property(lambda self: self.path / _metrics.FILE)
+    checkpoints = property(lambda self: self.path / CHECKPOINTS)
+    latest = property(lambda self: self.path / CHECKPOINTS / LATEST)
+    episodes = property(lambda self: self.path / "episodes")
+    tb = property(lambda self: self.path / "tb")
+
+    def step_checkpoint(self, t_env: int) -> Path:
+        return self.checkpoints / f"t{int(t_env):010d}.pt"
+
+    def step_checkpoints(self) -> list[tuple[int, Path]]:
+        """(env steps, path) of each step checkpoint, oldest first (from the names: nothing is loaded)."""
+        found = [(t, p) for p in self.checkpoints.glob("t*.pt") if (t := step_of(p)) is not None]
+        return sorted(found)
+
+    def has_checkpoint(self) -> bool:
+        return self.latest.exists() or bool(self.step_checkpoints())
+
+    @staticmethod
+    def of_checkpoint_file(path: str | Path) -> "RunDir | None":
+        """The run directory whose `checkpoints/` holds `path`; None for a file elsewhere."""
+        p = Path(path)
+        return RunDir(p.parent.parent) if p.parent.name == CHECKPOINTS else None
+
+
+def step_of(path: str | Path) -> int | None:
+    """The env steps in a step checkpoint's name (`t0000200033.pt` -> 200033); None for any other name."""
+    m = _STEP_NAME.fullmatch(Path(path).name)
+    return int(m.group(1)) if m else None
 
 
 def holds_run(d: Path) -> bool:
@@ -72,7 +115,7 @@ def clear(d: Path) -> None:
             shutil.rmtree(p)
         elif p.exists():
             p.unlink()
-    for p in d.glob("metrics.csv.*"):
+    for p in d.glob(_metrics.FILE + ".*"):
         p.unlink()
 
 
@@ -82,56 +125,10 @@ def of_checkpoint(resume: str | Path) -> Path:
     p = _absolute(resume)
     if p.is_dir():
         return p
-    if p.parent.name == "checkpoints":
-        return p.parent.parent
+    if (rd := RunDir.of_checkpoint_file(p)) is not None:
+        return rd.path
     raise RunDirError(f"{resume} is not inside a run directory's checkpoints/ folder, so it is not clear where "
                       f"the resumed run should write; pass --run-dir")
-
-
-def repair_metrics(path: Path, t_env: int, columns: list[str], log) -> None:
-    """On resume: drop a torn last line (a crash mid-write), unreadable rows and rows past the checkpoint
-    (they will be written again), and write the current header; a backup keeps the file as it was."""
-    if not path.exists():
-        return
-    raw = path.read_bytes()
-    torn = b""
-    if raw and not raw.endswith(b"\n"):
-        cut = raw.rfind(b"\n") + 1
-        raw, torn = raw[:cut], raw[cut:]
-    text = raw.decode("utf-8", errors="replace")
-    reader = csv.DictReader(io.StringIO(text))
-    rows = list(reader)
-    keep, bad = [], 0
-    for r in rows:
-        if None in r or None in r.values():  # too many or too few fields: a glued or cut row
-            bad += 1
-            continue
-        try:
-            t = int(r["t_env"])
-        except (KeyError, ValueError):
-            bad += 1
-            continue
-        if t <= t_env:
-            keep.append(r)
-    later = len(rows) - bad - len(keep)
-    if not (torn or bad or later or reader.fieldnames != columns):
-        return
-    backup = path.with_name(f"metrics.csv.before-resume-{int(time.time())}")
-    shutil.copy2(path, backup)
-    tmp = path.with_name("metrics.csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(keep)
-    os.replace(tmp, path)
-    if torn:
-        log(f"metrics.csv: its last line was cut off ({len(torn)} bytes, a crash while writing); truncated to the "
-            f"last complete row (the file as it was: {backup.name})")
-    if bad:
-        log(f"metrics.csv: dropped {bad} unreadable row(s) (the file as it was: {backup.name})")
-    if later:
-        log(f"metrics.csv: dropped {later} row(s) written after the checkpoint (t_env > {t_env:,}); the resumed run "
-            f"writes them again")
 
 
 LOCK_FILE = ".lock"
@@ -165,7 +162,6 @@ class DirLock:
             self._f.close()
 
 
-CONFIG_FILE = "config.toml"
 _CONFIG_HEAD = "# written by qmix-workbench; sha256 of what follows: "
 
 
@@ -174,10 +170,7 @@ def write_config(d: Path, text: str) -> Path:
     (`config_edited`), so no tool trusts a config.toml that no longer says what the run did."""
     import hashlib
 
-    tmp = d / (CONFIG_FILE + ".tmp")
-    tmp.write_text(f"{_CONFIG_HEAD}{hashlib.sha256(text.encode()).hexdigest()}\n{text}")
-    tmp.replace(d / CONFIG_FILE)
-    return d / CONFIG_FILE
+    return write_atomic(d / CONFIG_FILE, f"{_CONFIG_HEAD}{hashlib.sha256(text.encode()).hexdigest()}\n{text}")
 
 
 def config_edited(d: Path) -> bool:
@@ -206,5 +199,5 @@ def keep_edited_config(d: Path) -> Path:
 
 
 def run_dir_of_checkpoint(meta: dict) -> Path | None:
-    p = Path(meta["path"]).resolve()
-    return p.parent.parent if p.parent.name == "checkpoints" else None
+    rd = RunDir.of_checkpoint_file(Path(meta["path"]).resolve())
+    return None if rd is None else rd.path

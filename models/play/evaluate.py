@@ -9,8 +9,10 @@ import torch
 from ..config import EVAL_SEED, check_episodes, check_seed
 from ..core.envs import make_env_for
 from ..core.runner import Runner
+from ..files import metrics
 from ..files.checkpoint import check_compatible
 from ..files.loading import load_policy
+from ..files.rundir import RunDir
 
 
 def evaluate_policy(cfg, agent, meta: dict, episodes: int = 32, seed: int = EVAL_SEED, device="cpu",
@@ -40,28 +42,13 @@ def best_checkpoint(run_dir) -> tuple[Path, int, float]:
     A checkpoint is judged by the last evaluation at or before its step (the policy then is at most one
     `run.test_interval` older); ties go to the later checkpoint. For the absolute metric (Colas et al. 2018;
     Gorsane et al. 2022): the best policy a run found, re-evaluated with more episodes."""
-    import csv
-    import re
-
-    run_dir = Path(run_dir)
-    evals = []
     try:
-        with open(run_dir / "metrics.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("kind") == "eval" and row.get("test_win_rate"):
-                    try:
-                        evals.append((int(float(row["t_env"])), float(row["test_win_rate"])))
-                    except ValueError:
-                        continue
-    except OSError as e:
-        raise ValueError(f"{run_dir}: no readable metrics.csv ({e.strerror})") from None
-    evals.sort()
+        t_ev, win = metrics.series(run_dir, kinds=("eval",)).get(("eval", "test_win_rate"), ((), ()))
+    except metrics.MetricsMissing as e:
+        raise ValueError(str(e)) from None
+    evals = sorted(zip((int(t) for t in t_ev), (float(w) for w in win)))
     best = None
-    for p in sorted((run_dir / "checkpoints").glob("t*.pt")):
-        m = re.fullmatch(r"t(\d+)\.pt", p.name)
-        if not m:
-            continue
-        t = int(m.group(1))
+    for t, p in RunDir(run_dir).step_checkpoints():
         before = [w for te, w in evals if te <= t]
         if not before:
             continue
@@ -74,13 +61,10 @@ def best_checkpoint(run_dir) -> tuple[Path, int, float]:
 
 def absolute_evaluation(run_dir, episodes: int, seed: int = EVAL_SEED, device="cpu") -> dict:
     """The absolute metric of a run: its best checkpoint (`best_checkpoint`) evaluated greedily over `episodes`."""
-    import re
-
     path, t, selected = best_checkpoint(run_dir)
     ev = evaluate_checkpoint(path, episodes, seed, device)
     # how far the run had trained when this was measured: a run trained on after it makes the file stale
-    last = max(int(m.group(1)) for p in (Path(run_dir) / "checkpoints").glob("t*.pt")
-               if (m := re.fullmatch(r"t(\d+)\.pt", p.name)))
+    last = RunDir(run_dir).step_checkpoints()[-1][0]
     return {"checkpoint": path.name, "t_env": t, "run_t_env": last,
             "selected_by_test_win_rate": selected,
             "episodes": ev["episodes"], "win_rate": ev["win_rate"], "return": ev["return"],

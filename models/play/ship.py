@@ -23,8 +23,8 @@ from ..files.policies import (
     policies_dir,
     preset_of,
     training_curves,
-    write_atomic,
 )
+from ..files.atomic import write_atomic
 from ..files.rundir import run_dir_of_checkpoint
 from .evaluate import evaluate_policy
 

@@ -8,11 +8,8 @@ be a view over the same object.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +18,7 @@ import numpy as np
 
 from ..config import Config, convert_legacy, flatten
 from ..errors import WorkbenchError
+from ..files import metrics
 from ..files.rundir import config_edited
 from . import stats
 
@@ -142,15 +140,15 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
     runs: list[Path] = []
     for p in map(Path, paths):
-        if (p / "metrics.csv").is_file():
+        if metrics.path_of(p).is_file():
             runs.append(p)
         elif (p / SWEEP_FILE).is_file():
-            found = [p / t.name for t in SweepSpec.read(p).trials if (p / t.name / "metrics.csv").is_file()]
+            found = [p / t.name for t in SweepSpec.read(p).trials if metrics.path_of(p / t.name).is_file()]
             if not found:
                 raise CompareError(f"{p}: a sweep directory none of whose runs has started (no metrics.csv)")
             runs += found
         elif p.is_dir():
-            found = sorted(c for c in p.iterdir() if (c / "metrics.csv").is_file())
+            found = sorted(c for c in p.iterdir() if metrics.path_of(c).is_file())
             if not found:
                 raise CompareError(f"{p}: not a run directory (no metrics.csv), a sweep directory (no sweep.toml) "
                                    f"or a directory of runs")
@@ -168,13 +166,10 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
 @dataclass
 class _Scan:
-    """What `read_run` takes from one metrics.csv for one metric, and the byte where it stopped: the end of the
-    last whole row. A run still training only appends, so the next read parses only the rows added since
-    (the Compare window follows a sweep under way by reading every few seconds)."""
-    ino: int
-    fields: list[str]
-    offset: int
-    last_row: bytes = b""  # the bytes just before `offset`: still there when the file was only appended to
+    """What `read_run` takes from one metrics.csv for one metric, read with a `metrics.Tail`: a run still training
+    only appends, so the next read parses only the rows added since (the Compare window follows a sweep under way
+    by reading every few seconds)."""
+    tail: metrics.Tail
     evals: dict = field(default_factory=dict)  # t_env -> (wall s, metric, win rate); a repeated step: last wins
     episodes: list = field(default_factory=list)  # (t_env, wall s, value) of an episode metric
     t_last: int = 0
@@ -186,46 +181,31 @@ _SCANS_MAX = 1024  # (file, metric) pairs remembered; past that the memory start
 
 
 def _scan(path: Path, metric: str) -> _Scan:
-    """The scan of `path` for `metric`, brought up to the file's last whole row. A file replaced (a resume's
-    repair writes a new one), rewritten in place, or shorter than what was read is read again from its start."""
+    """The scan of `path` for `metric`, brought up to the file's last whole row (a file replaced, rewritten in
+    place or cut shorter is read again from its start)."""
+    key = (str(path.resolve()), metric)
+    sc = _SCANS.get(key) or _Scan(metrics.Tail(path))
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        raise CompareError(f"{path.parent}: no metrics.csv; expected a run directory") from None
-    with f:
-        ino = os.fstat(f.fileno()).st_ino
-        key = (str(path.resolve()), metric)
-        sc = _SCANS.get(key)
-        if sc is not None and sc.last_row:  # rewritten in place (a copy over it) rather than appended to?
-            f.seek(sc.offset - len(sc.last_row))
-            if f.read(len(sc.last_row)) != sc.last_row:
-                sc = None
-        if sc is None or sc.ino != ino or os.fstat(f.fileno()).st_size < sc.offset:
-            f.seek(0)
-            header = f.readline()
-            if not header.endswith(b"\n"):  # not even a whole header yet: nothing to read, nothing to remember
-                return _Scan(ino=ino, fields=[], offset=0)
-            fields = next(csv.reader([header.decode("utf-8", "replace")]), [])
-            if metric not in fields:
-                cols = [c for c in fields if c.startswith("test_")]
-                raise CompareError(f"--metric {metric!r}: not a column of {path}; evaluation columns: "
-                                   f"{', '.join(cols)}")
-            sc = _Scan(ino=ino, fields=fields, offset=len(header))
-            if len(_SCANS) >= _SCANS_MAX:
-                _SCANS.clear()
-            _SCANS[key] = sc
-        f.seek(sc.offset)
-        raw = f.read()
-    cut = raw.rfind(b"\n") + 1  # a row being written (or torn by a crash) waits for its end
-    sc.offset += cut
-    if cut:
-        sc.last_row = raw[raw.rfind(b"\n", 0, cut - 1) + 1:cut][-256:]
+        new, restarted = sc.tail.read()
+    except metrics.MetricsMissing:
+        raise CompareError(f"{path.parent}: no {metrics.FILE}; expected a run directory") from None
+    if restarted:
+        sc = _Scan(sc.tail)
+        if not sc.tail.fields:  # not even a whole header yet: nothing to read, nothing to remember
+            _SCANS.pop(key, None)
+            return sc
+        if metric not in sc.tail.fields:
+            cols = [c for c in sc.tail.fields if c.startswith("test_")]
+            raise CompareError(f"--metric {metric!r}: not a column of {path}; evaluation columns: {', '.join(cols)}")
+        if len(_SCANS) >= _SCANS_MAX:
+            _SCANS.clear()
+        _SCANS[key] = sc
     episode_metric = metric in EPISODE_METRICS
-    for row in csv.DictReader(io.StringIO(raw[:cut].decode("utf-8", "replace"), newline=""), fieldnames=sc.fields):
+    for row in new:
+        t = row["t_env"]
         try:
-            t = int(float(row["t_env"]))
             wall = float(row["wall_s"]) if row.get("wall_s") else math.nan
-        except (TypeError, ValueError):
+        except ValueError:
             continue  # an unreadable row; the resume repairs it
         sc.t_last = max(sc.t_last, t)
         if wall == wall:
@@ -253,7 +233,7 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         raise CompareError(f"{d}: no config.toml; expected a run directory") from None
     except tomllib.TOMLDecodeError as e:
         raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
-    sc = _scan(d / "metrics.csv", metric)
+    sc = _scan(metrics.path_of(d), metric)
     evals, episodes, t_last, wall_max = sc.evals, sc.episodes, sc.t_last, sc.wall_max
     steps_per_s = t_last / wall_max if wall_max > 0 else math.nan
     seed = int(config.get("run.seed", 0))

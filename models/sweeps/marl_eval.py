@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files.atomic import write_atomic
 from .compare import CompareError, Comparison, RunCurve
 
 ENVIRONMENT = "smac_qmix_workbench"  # our simulator, not SC2: the environment key says so
@@ -77,10 +78,7 @@ def export_marl_eval(c: Comparison, path: str | Path, environment: str = ENVIRON
     path = Path(path)
     if not path.parent.is_dir():
         raise CompareError(f"--export-marl-eval {path}: the directory {path.parent} does not exist")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, separators=(",", ":")))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, json.dumps(doc, separators=(",", ":")))
 
 
 def _absolute(run_dir: Path) -> dict | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..files.atomic import write_atomic
 from ..files.rundir import LOCK_FILE, DirLock
 from .local import _run_local
 from .ray_backend import RAY_MISSING, _import_ray, _run_ray  # noqa: F401 (RAY_MISSING: the message, for its tests)
@@ -97,9 +98,7 @@ def prepare_sweep(spec: SweepSpec, sweep_dir: str | Path) -> tuple[Path, DirLock
     d.mkdir(parents=True, exist_ok=True)
     lock = DirLock(d, "sweep directory")  # held until the sweep ends: a second one here is refused
     try:
-        tmp = d / (SWEEP_FILE + ".tmp")
-        tmp.write_text(spec.to_toml())
-        tmp.replace(d / SWEEP_FILE)
+        write_atomic(d / SWEEP_FILE, spec.to_toml())
     except BaseException:
         lock.release()
         raise

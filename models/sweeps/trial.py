@@ -7,7 +7,6 @@ import datetime as _dt
 import json
 import math
 import os
-import re
 import time
 import traceback
 from dataclasses import dataclass
@@ -15,6 +14,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import EVAL_SEED, load_config
+from ..files import metrics
+from ..files.atomic import write_atomic
+from ..files.rundir import RunDir
 
 DONE_MARKER = "sweep_done.json"  # written when a trial ended by its own budget: the rerun skips it
 FINAL_EVAL = "final_eval.json"
@@ -56,11 +58,11 @@ class TrialResult:
 def checkpoint_t(run_dir: Path) -> int | None:
     """The env steps of a run directory's newest step checkpoint (from the `t<steps>.pt` names, without
     loading one); None when it has none. `latest.pt` alone counts as a checkpoint at an unknown step (-1)."""
-    ck = run_dir / "checkpoints"
-    steps = [int(m.group(1)) for p in ck.glob("t*.pt") if (m := re.fullmatch(r"t(\d+)\.pt", p.name))]
+    rd = RunDir(run_dir)
+    steps = rd.step_checkpoints()
     if steps:
-        return max(steps)
-    return -1 if (ck / "latest.pt").exists() else None
+        return steps[-1][0]
+    return -1 if rd.latest.exists() else None
 
 
 def is_finished(run_dir: Path) -> bool:
@@ -69,23 +71,15 @@ def is_finished(run_dir: Path) -> bool:
 
 def _last_eval(run_dir: Path) -> tuple[int, float]:
     """(t_env, test win rate) of metrics.csv's last eval row; (0, nan) without one."""
-    import csv
-
-    last = (0, math.nan)
     try:
-        with open(run_dir / "metrics.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("kind") == "eval" and row.get("test_win_rate"):
-                    last = (int(float(row["t_env"])), float(row["test_win_rate"]))
-    except (OSError, ValueError):
-        pass
-    return last
+        t, win = metrics.series(run_dir, kinds=("eval",)).get(("eval", "test_win_rate"), ((), ()))
+    except ValueError:  # no readable metrics.csv
+        return (0, math.nan)
+    return (int(t[-1]), float(win[-1])) if len(t) else (0, math.nan)
 
 
 def _write_json(path: Path, doc: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 class _FileLog:
@@ -150,7 +144,7 @@ def run_trial(job: TrialJob, should_stop: Callable[[], bool] | None = None,
             from ..play.evaluate import evaluate_checkpoint
 
             # the step checkpoint, not latest.pt: the same weights without the replay buffer to read
-            step = run_dir / "checkpoints" / f"t{summary['t_env']:010d}.pt"
+            step = RunDir(run_dir).step_checkpoint(summary["t_env"])
             ev = evaluate_checkpoint(step if step.exists() else run_dir, job.final_episodes)
             win, episodes = ev["win_rate"], ev["episodes"]
             _write_json(run_dir / FINAL_EVAL, {"episodes": ev["episodes"], "win_rate": ev["win_rate"],

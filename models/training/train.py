@@ -28,18 +28,16 @@ from ..files.checkpoint import (
     fingerprint_differences,
     link_checkpoint,
     load_checkpoint,
-    remove_stale_temps,
     save_checkpoint,
 )
+from ..files import metrics
+from ..files.atomic import remove_stale_temps
+from ..files.rundir import RunDir
 from ..files.episode_file import EpisodeRecorder
 from .callbacks import Callbacks, StepContext, StopRequested
 from .learner_host import InlineLearner, LearnerProcess, RoundResult
 from .resources import check_memory
 
-CSV_COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
-               "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
-               "res_softmax_value", "max_value", "test_win_rate", "test_return", "steps_per_s", "nonfinite",
-               "skipped_updates"]
 # what a checkpoint must agree on with the run that resumes it: everything that shapes the networks, the
 # optimizer's state or the environment (run.* keys and learning rates may change)
 RESUME_KEYS = ("env.map_name", "env.profile", "env.options", "env.num_envs", "algo.mixer", "algo.res",
@@ -173,13 +171,13 @@ class Trainer:
         self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
         self._recorder = EpisodeRecorder(0)
         self._next_record = None  # the first multiple of record_interval at or after the (resumed) start
-        self._first_win = any((self.run_dir / "episodes").glob("*_firstwin.npz"))
+        self._first_win = any(RunDir(self.run_dir).episodes.glob("*_firstwin.npz"))
         self.t_env = self.episodes = self.rounds = 0
         self.last_test = -10**18
         self.last_save = 0
         self.wall = 0.0
         self.last_checkpoint: str | None = None  # the newest checkpoint known good (for a divergence message)
-        gone = remove_stale_temps(self.run_dir / "checkpoints")
+        gone = remove_stale_temps(RunDir(self.run_dir).checkpoints)
         if gone:
             self.log(f"removed {len(gone)} temp file(s) left by an interrupted save: "
                      + ", ".join(p.name for p in gone))
@@ -191,13 +189,13 @@ class Trainer:
         if ckpt is not None and rundir.config_edited(self.run_dir):
             self._report_edited_config(ckpt[0])
         rundir.write_config(self.run_dir, cfg.to_toml())
-        self._csv_file = open(self.run_dir / "metrics.csv", "a", newline="")
-        self._csv = csv.DictWriter(self._csv_file, CSV_COLUMNS, extrasaction="ignore")
+        self._csv_file = open(RunDir(self.run_dir).metrics, "a", newline="")
+        self._csv = csv.DictWriter(self._csv_file, metrics.COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
             self._csv.writeheader()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(self.run_dir / "tb"))
+        self.tb = SummaryWriter(str(RunDir(self.run_dir).tb))
         self.log(describe_buffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"], dims["obs_dim"],
                                  dims["state_dim"], dims["n_actions"])
                  + (" (in a learner process)" if cfg.run.learner_process else ""))
@@ -243,7 +241,7 @@ class Trainer:
         when `with_buffer`, default `run.save_buffer`; graceful stops pass True). Refuses non-finite weights.
         `path`: one file elsewhere instead (with the buffer when asked)."""
         with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
-        ck_dir = self.run_dir / "checkpoints"
+        rd = RunDir(self.run_dir)
         meta = {"config": self.cfg.to_dict(), "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
@@ -272,8 +270,8 @@ class Trainer:
             else:
                 save_checkpoint(path, {**meta, "has_buffer": False}, tensors)
         else:
-            path = save_checkpoint(ck_dir / f"t{self.t_env:010d}.pt", {**meta, "has_buffer": False}, tensors)
-            latest = ck_dir / "latest.pt"
+            path = save_checkpoint(rd.step_checkpoint(self.t_env), {**meta, "has_buffer": False}, tensors)
+            latest = rd.latest
             if with_buffer:
                 self.host.save_with_buffer(latest, {**meta, "has_buffer": True}, tensors)
             else:
@@ -307,7 +305,7 @@ class Trainer:
             w = getattr(env, "world", None)
             for g, st in zip([] if w is None else w.rngs, meta[key]):
                 _set_rng_state(g, st)
-        rundir.repair_metrics(self.run_dir / "metrics.csv", self.t_env, CSV_COLUMNS, self.log)
+        metrics.repair(RunDir(self.run_dir).metrics, self.t_env, self.log)
 
     def load_weights(self, path) -> dict:
         """Load only a checkpoint's networks into this run's actors (warm-starting from another run's policy);
@@ -410,7 +408,7 @@ class Trainer:
         embed_weights(ep, self.agent, self.mixer)
         name = f"train_t{t_before:010d}" + ("_firstwin" if first_win else "")
         try:
-            self.cb.on_recorded(str(ep.save(self.run_dir / "episodes" / f"{name}.npz")))
+            self.cb.on_recorded(str(ep.save(RunDir(self.run_dir).episodes / f"{name}.npz")))
         except OSError as e:  # a recording is a convenience: training goes on without it
             self.log(f"could not write the episode file {name}.npz: {e}")
         if due:

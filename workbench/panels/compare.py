@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QMainWindow, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QVBoxLayout, QWidget)
 
+from models.files import metrics
 from models.sweeps.compare import METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
+from models.sweeps.trial import FINAL_EVAL
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
 
@@ -44,7 +46,7 @@ def fingerprint(paths: list[Path]) -> tuple:
     except (CompareError, OSError):
         return ()
     for r in runs:
-        for name in ("metrics.csv", "final_eval.json"):
+        for name in (metrics.FILE, FINAL_EVAL):
             try:
                 st = (r / name).stat()
                 out.append((str(r), name, st.st_size, st.st_mtime_ns))
