@@ -35,8 +35,12 @@ PLOTS = [  # (title, y label, [(series, name, colour, smoothed)])
 
 
 class CurvesPanel(pg.GraphicsLayoutWidget):
+    NARROW_PX = 200  # below this width per plot, "env steps (Msteps)" runs into its neighbour's: units alone
+
     def __init__(self, parent=None, columns: int = 4):
         super().__init__(parent)
+        self.columns = columns
+        self._narrow = None
         self.curves = {}
         for k, (title, ylab, items) in enumerate(PLOTS):
             p = self.addPlot(row=k // columns, col=k % columns)
@@ -63,6 +67,20 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
         self.loss_plot.addItem(self.nonfinite_marks)
         self.marks_shown = 0
         self.points = 0
+        self._fit_labels()
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        self._fit_labels()
+
+    def _fit_labels(self) -> None:
+        if not getattr(self, "curves", None):  # a resize while the plots are being built
+            return
+        narrow = self.width() / self.columns < self.NARROW_PX
+        if narrow != self._narrow:
+            self._narrow = narrow
+            for _, _, p in self.curves.values():
+                p.setLabel("bottom", "" if narrow else "env steps", units="steps")
 
     def show_state(self, state) -> None:
         total = 0
