@@ -42,7 +42,7 @@ def rows(run_dir) -> Iterator[dict]:
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise MetricsMissing(f"{run_dir}: no readable {FILE} ({e.strerror}); expected a run directory") from None
+        raise MetricsMissing(f"{run_dir} is not a run directory: no readable {FILE} ({e.strerror})") from None
     yield from _parse(raw[:raw.rfind(b"\n") + 1], None)
 
 
