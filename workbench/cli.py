@@ -86,6 +86,14 @@ def main(argv=None) -> int:
                                                        "(default: arena)")
     ex.add_argument("--fps", type=float, default=8.0)
     ex.add_argument("--force", action="store_true", help="replace an existing output file (never the input)")
+    st = sub.add_parser("set", help="change settings of a training while it runs (applied at its next round)",
+                        description="Asks a training to change settings at its next round: through the run's "
+                                    "control file (live_requests.jsonl), so it works for a headless run, a sweep's "
+                                    "trial or the app's. Each applied change is an event in the run's events.csv "
+                                    "and its checkpoints; a stopped run applies it when resumed.")
+    st.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
+    st.add_argument("changes", nargs="+", metavar="SECTION.KEY=VALUE",
+                    help="e.g. learner.lr=0.0005 run.epsilon_start=0.5 (`set RUN --list` shows what may change)")
     from workbench.sweep_cli import add_parsers as _add_sweep_parsers
 
     sweep_commands = _add_sweep_parsers(sub)  # sweep, compare
@@ -101,7 +109,7 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables, "record": _record, "replay": _replay, "fork": _fork,
-                "export": _export, "watch": _watch, "policies": _policies, "ship-policy": _ship_policy,
+                "export": _export, "watch": _watch, "set": _set, "policies": _policies, "ship-policy": _ship_policy,
                 **sweep_commands}[args.cmd](args)
     except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
         if args.debug:
@@ -115,6 +123,31 @@ def main(argv=None) -> int:
             raise
         print(f"qmix-workbench: error: {msg}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(exc, DivergenceError) else EXIT_USER_ERROR
+
+
+def _set(args) -> int:
+    from pathlib import Path
+
+    from models.config import parse_override
+    from models.files.rundir import DirLock
+    from models.errors import RunDirError
+    from models.training import live
+
+    if args.changes == ["--list"]:
+        for key, what in live.LIVE_KEYS.items():
+            print(f"{key:34s} {what}")
+        return 0
+    changes = [parse_override(c) for c in args.changes]  # every one parsed before any is asked for
+    d = Path(args.run_dir)
+    for key, value in changes:
+        line = live.request(d, key, value, source="cli")
+        print(f"asked {d} for {key} = {value!r} (line {line + 1} of {live.REQUESTS_FILE})")
+    try:
+        DirLock(d, "run directory").release()
+        print("no training is running there now: a resume applies the changes at its first round")
+    except RunDirError:
+        print("the training applies them at its next round; each applied change is a row of events.csv")
+    return 0
 
 
 EXIT_USER_ERROR = 2  # bad input: a key, a file, a directory; or the disk

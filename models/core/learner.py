@@ -106,6 +106,12 @@ class Learner:
         # version; the next update copies)
         self.target_episodes: int | None = 0
 
+    def set_config(self, cfg: Config) -> None:
+        """A live change: `update` reads its settings from the config each time; the rate lives in the optimizer."""
+        self.cfg = cfg
+        for g in self.optim.param_groups:
+            g["lr"] = cfg.learner.lr
+
     def update(self, batch: dict, episodes: int) -> dict:
         """One gradient step on `batch`; `episodes` is how many episodes have been collected so far (the
         target networks' clock)."""
@@ -195,6 +201,7 @@ class Learner:
             "qtot_taken": float((qtot.detach() * mask).sum() / n_valid),
             "target": float((targets * mask).sum() / n_valid),
             "updates": self.updates,
+            "lr": self.optim.param_groups[0]["lr"],
         }
         if not finite:
             metrics["nonfinite"] = self._nonfinite_quantity(q, targets, loss, grad_norm)

@@ -24,7 +24,7 @@ FILE = "metrics.csv"
 COLUMNS = ["kind", "t_env", "episodes", "updates", "wall_s", "return", "won", "length", "dead_enemies",
            "epsilon", "overestimation", "loss", "td_error", "grad_norm", "qtot_taken", "target", "res_reg",
            "res_softmax_value", "max_value", "test_win_rate", "test_return", "steps_per_s", "nonfinite",
-           "skipped_updates"]
+           "skipped_updates", "lr"]
 
 
 class MetricsMissing(ValueError):

@@ -20,7 +20,9 @@ CONFIG_FILE = "config.toml"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.pt"
 _STEP_NAME = re.compile(r"t(\d+)\.pt")
-RUN_ENTRIES = (CONFIG_FILE, _metrics.FILE, CHECKPOINTS, "tb")
+EVENTS_FILE = "events.csv"  # the live changes (models.training.live)
+REQUESTS_FILE = "live_requests.jsonl"  # live changes asked for from outside the training (`qmix-workbench set`)
+RUN_ENTRIES = (CONFIG_FILE, _metrics.FILE, CHECKPOINTS, "tb", EVENTS_FILE, REQUESTS_FILE)
 
 
 class RunDir:

@@ -86,6 +86,11 @@ class LearnerCore:
                 break  # the run ends at this update: learning on would only hide where it went wrong
         return out
 
+    def set_config(self, cfg: Config) -> None:
+        """A live change (`models.training.live`): the next updates use `cfg`."""
+        self.cfg = cfg
+        self.learner.set_config(cfg)
+
     def state(self) -> dict:
         """The learner, the sampling generator and the update credit (the buffer goes to files directly:
         `save_with_buffer`)."""
@@ -127,6 +132,9 @@ class InlineLearner:
 
     def state(self) -> dict:
         return self.core.state()
+
+    def set_config(self, cfg: Config) -> None:
+        self.core.set_config(cfg)
 
     def load(self, d: dict, path=None) -> None:
         self.core.load(d)
@@ -199,6 +207,10 @@ class LearnerProcess:
             self._receive_round()
         return self.ready.popleft()
 
+    def set_config(self, cfg: Config) -> None:
+        """Sent after the rounds already submitted (they learn with the settings they were sent under)."""
+        self._call(("config", cfg.to_dict()))
+
     def state(self) -> dict:
         self._drain()
         self._call(("state", None))
@@ -262,6 +274,8 @@ def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str,
                 up.put(("round", (ums, actor_weights(agent, mixer))))
             elif kind == "state":
                 up.put(("state", _to_bytes(core.state())))
+            elif kind == "config":
+                core.set_config(from_dict(payload))
             elif kind == "load":
                 state, path = payload
                 d = _from_bytes(state)

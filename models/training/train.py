@@ -4,6 +4,7 @@ events (tb/) and checkpoints (checkpoints/)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import signal
 import threading
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config, ConfigError, apply_overrides, from_dict
+from ..config import Config, ConfigError, apply_overrides, flatten, from_dict
 from ..core.buffer import describe_buffer
 from ..core.envs import make_env_for
 from ..core.networks import actor_weights, build_networks, load_actor_weights
@@ -31,6 +32,7 @@ from ..files.checkpoint import (
     save_checkpoint,
 )
 from ..files import metrics
+from . import live
 from ..files.atomic import remove_stale_temps
 from ..files.rundir import RunDir
 from ..files.episode_file import EpisodeRecorder
@@ -114,6 +116,11 @@ class Trainer:
         else:
             run_dir = rundir.new_run_dir(cfg.run.runs_dir, cfg.run.name, cfg.run.seed)
         self.cfg = cfg
+        # the config the run started with (config.toml, checkpoints); `cfg` is it with the live changes applied
+        self.start_cfg = cfg
+        self.events: list[live.LiveEvent] = []
+        self._pending: list[tuple[str, object, str, int]] = []  # changes asked for, applied at the next round
+        self.eps_anchor: tuple[int, float] | None = None  # (env step, epsilon) the schedule restarted from
         run_dir = Path(run_dir).expanduser().resolve()  # created once every check below has passed
         R = cfg.run
         threads = R.threads or (1 if R.learner_process else 0)
@@ -188,7 +195,8 @@ class Trainer:
                 raise CheckpointError(f"{ckpt[0]['path']} has malformed metadata: missing {e}") from None
         if ckpt is not None and rundir.config_edited(self.run_dir):
             self._report_edited_config(ckpt[0])
-        rundir.write_config(self.run_dir, cfg.to_toml())
+        self._write_config()
+        self._requests = live.RequestReader(self.run_dir, max((e.request for e in self.events), default=-1))
         self._csv_file = open(RunDir(self.run_dir).metrics, "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, metrics.COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
@@ -211,7 +219,7 @@ class Trainer:
             edited = flatten(convert_legacy(tomllib.loads((self.run_dir / "config.toml").read_text()))[0])
         except (OSError, tomllib.TOMLDecodeError, ConfigError):
             edited = {}
-        ran = flatten(self.cfg.to_dict())
+        ran = flatten(self.start_cfg.to_dict())
         diffs = [f"{k}: {edited[k]!r} in the file, {ran.get(k)!r} in the run" for k in edited if edited[k] != ran.get(k)]
         kept = rundir.keep_edited_config(self.run_dir)
         self.log(f"warning: {self.run_dir / 'config.toml'} was edited after the run wrote it"
@@ -242,7 +250,8 @@ class Trainer:
         `path`: one file elsewhere instead (with the buffer when asked)."""
         with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
         rd = RunDir(self.run_dir)
-        meta = {"config": self.cfg.to_dict(), "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
+        meta = {"config": self.start_cfg.to_dict(), "events": [dataclasses.asdict(e) for e in self.events],
+                "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
                 "skipped_updates": self.skipped_updates,
@@ -282,6 +291,10 @@ class Trainer:
 
     def _restore(self, meta: dict, tensors: dict) -> None:
         self.last_checkpoint = meta["path"]
+        # the live changes up to the checkpoint, in order, before the learner's state (its rate is the config's)
+        for d in meta.get("events", []):
+            self._apply_change(live.LiveEvent(**d), replay=True)
+        live.write_events(self.run_dir, self.events)  # changes made after the checkpoint are made again, or not
         if tensors.get("buffer") is None:
             self.log(f"warning: resuming from {meta['path']} without a replay buffer (only checkpoints written at a "
                      f"graceful stop, or with run.save_buffer = true, hold one): learning restarts from an empty "
@@ -317,8 +330,62 @@ class Trainer:
 
     # ---- the loop ---------------------------------------------------------------------------------
     def epsilon(self) -> float:
+        return self._epsilon_at(self.t_env)
+
+    def _epsilon_at(self, t: int) -> float:
         R = self.cfg.run
-        return epsilon_at(self.t_env, R.epsilon_start, R.epsilon_finish, R.epsilon_anneal_steps)
+        if self.eps_anchor is None:
+            return epsilon_at(t, R.epsilon_start, R.epsilon_finish, R.epsilon_anneal_steps)
+        t0, start = self.eps_anchor  # restarted by a live change: annealing from there
+        return epsilon_at(t - t0, start, R.epsilon_finish, R.epsilon_anneal_steps)
+
+    # ---- live settings (models.training.live) ------------------------------------------------------
+    def set(self, key: str, value, source: str = "api") -> None:
+        """Change a setting of the running training: checked now (a ConfigError names a locked key or a bad
+        value), applied at the next round boundary, recorded as an event."""
+        live.changed(self.cfg, key, value)
+        self._pending.append((key, value, source, -1))
+
+    def _apply_pending(self) -> None:
+        for line, d in self._requests.new():
+            if "error" in d:
+                self.log(f"warning: ignored {d['error']}")
+                continue
+            self._pending.append((d["key"], d["value"], str(d.get("source", "cli")), line))
+        pending, self._pending = self._pending, []
+        for key, value, source, line in pending:
+            try:
+                new_cfg, old = live.changed(self.cfg, key, value)
+            except ConfigError as e:  # valid when asked, not now (another change came first), or from the file
+                self.log(f"warning: live change not applied: {e}")
+                continue
+            new = flatten(new_cfg.to_dict())[key]
+            self._apply_change(live.LiveEvent(self.t_env, self.updates, self.episodes, round(self.wall, 3), key, old,
+                                              new, source, line))
+
+    def _apply_change(self, ev: "live.LiveEvent", replay: bool = False) -> None:
+        new_cfg, _ = live.changed(self.cfg, ev.key, ev.new)
+        if ev.key in live.EPSILON_KEYS:
+            start = new_cfg.run.epsilon_start if ev.key == "run.epsilon_start" else self._epsilon_at(ev.t_env)
+            self.eps_anchor = (ev.t_env, float(start))
+        self.cfg = new_cfg
+        if ev.key.startswith(("learner.", "algo.")):
+            self.host.set_config(new_cfg)  # a learner process takes it before the next round's updates
+        if ev.key == "algo.res_beta" and self.probe.res_beta is not None:
+            self.probe.res_beta = new_cfg.algo.res_beta
+        self.events.append(ev)
+        if not replay:
+            live.write_events(self.run_dir, self.events)
+            self._write_config()
+            self.log(f"live change: {ev.describe()}")
+            self.cb.on_live_change(ev)
+
+    def _write_config(self) -> None:
+        text = self.start_cfg.to_toml()
+        if self.events:
+            text += (f"\n# changed live while training ({len(self.events)} change(s)): see {live.EVENTS_FILE}; "
+                     f"a resume re-applies them\n")
+        rundir.write_config(self.run_dir, text)
 
     def evaluate(self, n_rounds: int = 1) -> dict:
         wins, rets = [], []
@@ -331,6 +398,7 @@ class Trainer:
 
     def round(self) -> dict:
         """One round: collect num_envs episodes, store them, update; evaluate and save when due."""
+        self._apply_pending()  # the live changes asked for since the last round (a stat of the control file)
         cfg = self.cfg
         t0 = time.perf_counter()
         eps = self.epsilon()
@@ -512,9 +580,9 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
     last = None
     try:
         with GracefulStop(log) as sig:
-            limit = tr.cfg.run.time_limit_s
             stopped = False
             while tr.t_env < tr.cfg.run.t_max:
+                limit = tr.cfg.run.time_limit_s  # both may change live
                 if cb.should_stop() or sig.requested or (limit and tr.wall >= limit):
                     stopped = cb.should_stop() or sig.requested
                     break

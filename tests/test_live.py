@@ -1,0 +1,136 @@
+"""Live settings (models.training.live): a change applies at the next round, in the learner process too, is an
+event in events.csv and the checkpoints, and a resume re-applies the events so the run goes on as the
+uninterrupted one would."""
+import csv
+import json
+
+import pytest
+import torch
+
+from models.config import ConfigError, load_config
+from models.core.runner import epsilon_at
+from models.files.checkpoint import load_checkpoint
+from models.training import live
+from models.training.callbacks import Callbacks
+from models.training.train import Trainer
+from workbench.cli import main as cli
+
+TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8",
+           "algo.agent_hidden=16", "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2",
+           "run.test_interval=100000", "run.t_max=100000", "run.save_interval=0", "run.save_buffer=true",
+           "run.epsilon_anneal_steps=200"]
+QUIET = dict(log=lambda *a: None)
+
+
+def _rows(run, kind):
+    with open(run / "metrics.csv") as f:
+        return [r for r in csv.DictReader(f) if r["kind"] == kind]
+
+
+@pytest.mark.parametrize("learner_process", [False, True])
+def test_a_change_applies_at_the_next_round_in_the_learner_too_and_is_an_event(tmp_path, learner_process):
+    seen = []
+
+    class Cb(Callbacks):
+        def on_live_change(self, event):
+            seen.append(event)
+
+    cfg = load_config("qmix_2c_vs_64zg", TINY_2C + [f"run.learner_process={str(learner_process).lower()}"])
+    tr = Trainer(cfg, run_dir=tmp_path / "r", callbacks=Cb(), **QUIET)
+    for _ in range(3):
+        tr.round()
+    t_change, eps_before = tr.t_env, tr.epsilon()
+    tr.set("learner.lr", 0.0002, source="test")
+    tr.set("run.epsilon_start", 0.9, source="test")  # a new schedule from now: 0.9 annealing over 200 steps
+    assert tr.cfg.learner.lr == cfg.learner.lr  # asked for, not applied: the round boundary applies it
+    for _ in range(3):
+        tr.round()
+    tr.catch_up()
+    ups = _rows(tmp_path / "r", "update")
+    lrs = {float(r["lr"]) for r in ups}
+    assert lrs == {cfg.learner.lr, 0.0002}  # the learner (in its own process too) took the new rate
+    after = [r for r in ups if float(r["lr"]) == 0.0002]
+    assert after and all(int(r["t_env"]) > t_change for r in after)
+    eps = [(int(r["t_env"]), float(r["epsilon"])) for r in _rows(tmp_path / "r", "episode")]
+    assert max(e for t, e in eps if t > t_change) > eps_before + 0.3  # exploration went back up
+    assert tr.epsilon() == pytest.approx(epsilon_at(tr.t_env - t_change, 0.9, cfg.run.epsilon_finish, 200))
+    with open(tmp_path / "r" / "events.csv") as f:
+        ev = list(csv.DictReader(f))
+    assert [(e["key"], json.loads(e["old"]), json.loads(e["new"]), e["source"], int(e["t_env"])) for e in ev] == [
+        ("learner.lr", cfg.learner.lr, 0.0002, "test", t_change), ("run.epsilon_start", 1.0, 0.9, "test", t_change)]
+    assert [e.key for e in seen] == ["learner.lr", "run.epsilon_start"]
+    text = (tmp_path / "r" / "config.toml").read_text()
+    assert f"lr = {cfg.learner.lr}" in text and "changed live while training (2 change(s))" in text
+    tr.close()
+
+
+def test_locked_keys_and_bad_values_are_refused_with_the_reason(tmp_path):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", **QUIET)
+    with pytest.raises(ConfigError, match=r"algo.mixing_embed cannot change while the run trains: the networks' sizes"):
+        tr.set("algo.mixing_embed", 16)
+    with pytest.raises(ConfigError, match=r"learner.buffer_size cannot change .* sized when the run starts"):
+        tr.set("learner.buffer_size", 10)
+    with pytest.raises(ConfigError, match=r"learner.lr"):
+        tr.set("learner.lr", -1.0)
+    with pytest.raises(ConfigError, match=r"learner.nothing: not a setting"):
+        tr.set("learner.nothing", 1)
+    tr.close()
+    assert live.locked_reason("learner.lr") is None and "environments" in live.locked_reason("env.num_envs")
+
+
+@pytest.mark.parametrize("learner_process", [False, True])
+def test_resume_reapplies_the_events_and_matches_the_uninterrupted_run(tmp_path, learner_process):
+    over = TINY_2C + [f"run.learner_process={str(learner_process).lower()}"]
+    a = Trainer(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", **QUIET)
+    for _ in range(2):
+        a.round()
+    a.set("learner.lr", 0.0003)
+    a.set("run.epsilon_finish", 0.3)
+    a.round()
+    a.save()
+    ck = tmp_path / "a" / "checkpoints" / "latest.pt"
+    for _ in range(2):
+        a.round()
+    meta = load_checkpoint(ck)[0]
+    assert meta["config"]["learner"]["lr"] != 0.0003 and [e["key"] for e in meta["events"]] == [
+        "learner.lr", "run.epsilon_finish"]  # the starting config, and the changes made since
+    b = Trainer(None, resume=ck, run_dir=tmp_path / "b", **QUIET)
+    assert b.cfg.learner.lr == 0.0003 and b.cfg.run.epsilon_finish == 0.3 and b.epsilon() == a._epsilon_at(b.t_env)
+    assert b.start_cfg.learner.lr == a.start_cfg.learner.lr
+    for _ in range(2):
+        b.round()
+    for (k, p), q in zip(a.agent.state_dict().items(), b.agent.state_dict().values()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=k)
+    a.close()
+    b.close()
+    t_ck = meta["t_env"]
+
+    def rows(run):
+        with open(run / "metrics.csv") as f:
+            return [{k: v for k, v in r.items() if k not in ("wall_s", "steps_per_s")} for r in csv.DictReader(f)]
+    assert rows(tmp_path / "b") == [r for r in rows(tmp_path / "a") if int(r["t_env"]) > t_ck]
+    assert [e.key for e in live.read_events(tmp_path / "b")] == ["learner.lr", "run.epsilon_finish"]
+
+
+def test_cli_set_reaches_a_running_training_once(tmp_path, capsys):
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", **QUIET)
+    tr.round()
+    assert cli(["set", str(tmp_path / "r"), "learner.lr=0.0004", "run.test_interval=5000"]) == 0
+    out = capsys.readouterr().out
+    assert "learner.lr = 0.0004" in out and "next round" in out
+    assert cli(["set", str(tmp_path / "r"), "algo.agent_hidden=8"]) == 2
+    assert "algo.agent_hidden cannot change while the run trains" in capsys.readouterr().err
+    tr.round()
+    assert tr.cfg.learner.lr == 0.0004 and tr.cfg.run.test_interval == 5000
+    assert [(e.source, e.request) for e in tr.events] == [("cli", 0), ("cli", 1)]
+    tr.round()
+    assert len(tr.events) == 2  # each line once
+    tr.save()
+    tr.close()
+    # a line appended while the run is stopped applies at its resume, and the ones applied before do not again
+    assert cli(["set", str(tmp_path / "r"), "learner.td_lambda=0.8"]) == 0
+    b = Trainer(None, resume=tmp_path / "r", **QUIET)
+    b.round()
+    assert [e.key for e in b.events] == ["learner.lr", "run.test_interval", "learner.td_lambda"]
+    assert b.cfg.learner.td_lambda == 0.8
+    b.close()
