@@ -34,6 +34,16 @@ PLOTS = [  # (title, y label, [(series, name, colour, smoothed)])
 ]
 
 
+def _inner_ticks(hi: float) -> list[float]:
+    """At most two round values inside (0, hi), clear of the ends (where a label is cut off)."""
+    e = 10.0 ** np.floor(np.log10(hi))
+    for step in (0.1 * e, 0.2 * e, 0.5 * e, e, 2 * e, 5 * e):
+        ticks = [k * step for k in range(1, int(hi / step) + 1) if k * step < 0.95 * hi]
+        if len(ticks) <= 2:
+            return ticks
+    return []
+
+
 class CurvesPanel(pg.GraphicsLayoutWidget):
     NARROW_PX = 200  # below this width per plot, "env steps (Msteps)" runs into its neighbour's: units alone
 
@@ -81,6 +91,9 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             self._narrow = narrow
             for _, _, p in self.curves.values():
                 p.setLabel("bottom", "" if narrow else "env steps", units="steps")
+                p._xticks_for = None  # narrow: two ticks inside, set with the range (labels 0.5M apart ran together)
+                if not narrow:
+                    p.getAxis("bottom").setTicks(None)
 
     def show_state(self, state) -> None:
         total = 0
@@ -106,6 +119,10 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
         for p, xys in shown.items():
             hi = x_extent(max(float(x[-1]) for x, _ in xys if len(x)) if any(len(x) for x, _ in xys) else 0.0)
             set_view_range(p, "x", 0.0, hi, padding=0.01)
+            if self._narrow and getattr(p, "_xticks_for", None) != hi:
+                p._xticks_for = hi
+                scale = pg.siScale(hi)[0]  # the axis label's SI prefix is chosen from the same range
+                p.getAxis("bottom").setTicks([[(v, f"{v * scale:g}") for v in _inner_ticks(hi)]])
             if p._levels is not None:
                 set_y_range(p, p._levels, *(y for _, y in xys))
         self.points = total
