@@ -285,3 +285,40 @@ def test_a_killed_window_process_stops_and_saves_its_trainer(tmp_path):
         time.sleep(0.2)
     assert not _exists(int(trainer)) and not _exists(int(learner))
     assert os.path.exists(os.path.join(run_dir, "checkpoints", "latest.pt"))  # it stopped as if told to
+
+
+def test_live_change_from_the_controls_reaches_the_learner_and_marks_the_curves(qtbot, window, tmp_path):
+    """While a training runs: a learning rate and an epsilon typed into the controls apply at the trainer's next
+    round (its learner process too: the update rows' rate), are events of the run, and are drawn on the curves;
+    the keys that cannot change are locked with the reason."""
+    import csv
+
+    w = window
+    _start(qtbot, w, ["run.learner_process=true", f'run.runs_dir="{tmp_path}"'])
+    c = w.controls
+    assert not c.envs.isEnabled() and "locked while the training runs" in c.envs.toolTip()
+    assert c.lr.isEnabled() and "next round" in c.lr.toolTip()
+    c.lr.setValue(0.00042)
+    c.eps_start.setValue(0.7)
+    qtbot.waitUntil(lambda: len(w.state.live_events) == 2, timeout=WAIT)
+    assert {(e.key, e.new, e.source) for e in w.state.live_events} == {("learner.lr", 0.00042, "window"),
+                                                                       ("run.epsilon_start", 0.7, "window")}
+    t_change = w.state.live_events[0].t_env
+    qtbot.waitUntil(lambda: w.state.t_env > t_change and w.state.series["loss"].n > 0
+                    and w.state.series["loss"].x[-1] > t_change, timeout=WAIT)
+    w.curves.show_state(w.state)
+    assert len(w.curves.live_marks) == 2 * 8 and w.curves.live_marks[0][1].value() == t_change
+    assert any("changed live: learner.lr" in m for m in w.state.messages)
+    run = w.state.run_dir
+    w.stop()
+    qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
+    with open(os.path.join(run, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    lrs = [float(r["lr"]) for r in rows if r["kind"] == "update"]
+    first = lrs.index(0.00042)  # the learner process is a round ahead: the round in flight at the change keeps the old
+    assert first > 0 and set(lrs[:first]) == {0.001} and set(lrs[first:]) == {0.00042}
+    eps = [float(r["epsilon"]) for r in rows if r["kind"] == "episode" and int(r["t_env"]) > t_change]
+    assert eps and max(eps) == 0.7
+    with open(os.path.join(run, "events.csv")) as f:
+        assert sorted(r["key"] for r in csv.DictReader(f)) == ["learner.lr", "run.epsilon_start"]
+    assert c.envs.isEnabled() and "locked" not in c.envs.toolTip()

@@ -103,6 +103,7 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         c.watchSpeedChanged.connect(
             lambda v: self.client.send(P.SetWatchSpeed(float(v))) if self.state.mode == "watch" else None)
         c.presetChanged.connect(self._preset_changed)
+        c.liveChanged.connect(self.change_live)
         c.policyChosen.connect(self.watch_policy)
         self.arena.agentSelected.connect(self.select_agent)
         self._preset_changed()

@@ -1,8 +1,8 @@
 """The typed messages between the window and its trainer process (both sides Qt-free).
 
 Down, the window's commands: `Pause`, `Resume`, `Step`, `Stop`, `Save`, `SetSnapshotRate`, `SetWatchSpeed`,
-`ForceAction`, `ClearForced`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`, `Evaluated`,
-`CheckpointSaved`, `EpisodeRecorded`, `PausedChanged`, `Info`, `Warning`, `Error`, `Ended`. Each is a small frozen
+`ForceAction`, `ClearForced`, `SetSetting`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`,
+`Evaluated`, `CheckpointSaved`, `EpisodeRecorded`, `PausedChanged`, `Info`, `Warning`, `Error`, `LiveChanged`, `Ended`. Each is a small frozen
 dataclass, pickled whole through the process queues; the receivers dispatch with `match` on the type, so a message
 kind the other side does not know is a TypeError at the sender's construction, not a string that silently never
 matches.
@@ -63,7 +63,15 @@ class ClearForced:
     pass
 
 
-Command = Pause | Resume | Step | Stop | Save | SetSnapshotRate | SetWatchSpeed | ForceAction | ClearForced
+@dataclass(frozen=True)
+class SetSetting:
+    """A live change of the running training (`models.training.live`), applied at its next round."""
+    key: str
+    value: object
+
+
+Command = (Pause | Resume | Step | Stop | Save | SetSnapshotRate | SetWatchSpeed | ForceAction | ClearForced
+           | SetSetting)
 
 
 # ---- messages: trainer -> window ----------------------------------------------------------------------------------
@@ -128,9 +136,19 @@ class Error:
 
 
 @dataclass(frozen=True)
+class LiveChanged:
+    """A live change was applied (a `models.training.live.LiveEvent`'s fields)."""
+    t_env: int
+    key: str
+    old: object
+    new: object
+    source: str
+
+
+@dataclass(frozen=True)
 class Ended:
     summary: dict = field(default_factory=dict)
 
 
 Message = (Started | EpisodeEnded | UpdateDone | Evaluated | CheckpointSaved | EpisodeRecorded | PausedChanged | Info
-           | Warning | Error | Ended)
+           | Warning | Error | LiveChanged | Ended)

@@ -197,6 +197,13 @@ class RunControl:
         else:
             self._log(f"{run_dir}: curves loaded; no checkpoint to watch yet")
 
+    def change_live(self, key: str, value) -> None:
+        """Change a setting of the running training (applied at its next round; the curves mark it)."""
+        if self.state.mode != "train":
+            self._log(f"{key}: only a running training changes its settings live")
+            return
+        self.client.send(P.SetSetting(key, value))
+
     def stop(self):
         """Ask the trainer to stop; it saves a checkpoint (with the replay buffer) and exits by itself, while
         the window keeps refreshing."""

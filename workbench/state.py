@@ -91,6 +91,7 @@ class WorkbenchState:
         self.alert: str | None = None  # a warning the status bar shows in red until the next run
         self.replay = None  # the `ReplayModel` in Replay mode
         self.recorded_episodes: list[str] = []  # episode files Watch mode wrote, oldest first
+        self.live_events: list[P.LiveChanged] = []  # the running training's live changes (markers on the curves)
 
     # ---- messages from the trainer ------------------------------------------------------------------
     def ingest(self, messages) -> None:
@@ -138,6 +139,11 @@ class WorkbenchState:
                     self.error = text
                 case P.Info(text=text) | P.Warning(text=text):
                     self.messages.append(str(text))
+                case P.LiveChanged():
+                    self.live_events.append(msg)
+                    section, _, name = msg.key.partition(".")
+                    self.config.setdefault(section, {})[name] = msg.new
+                    self.messages.append(f"changed live: {msg.key} {msg.old} -> {msg.new} at {msg.t_env:,} env steps")
                 case P.Ended(summary=s):
                     self.messages.append(f"finished at {s.get('t_env', 0):,} env steps")
                 case P.EpisodeRecorded(path=path):

@@ -31,6 +31,7 @@ class ProcessCallbacks:
         self.forced: dict[int, int] = {}
         self.last_snap = 0.0
         self.save_fn = None
+        self.set_fn = None  # a training's live settings (Trainer.set); None while watching
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
         self.last_poll = 0.0
@@ -47,6 +48,7 @@ class ProcessCallbacks:
 
     def on_start(self, info):
         self.save_fn = info.pop("save", None)
+        self.set_fn = info.pop("set", None)
         self.send(P.Started(mode=info.get("mode", "train"), config=info.get("config") or {},
                             env_info=info.get("env_info") or {}, algorithm=info.get("algorithm", ""),
                             t_env=int(info.get("t_env") or 0), run_dir=str(info.get("run_dir") or ""),
@@ -67,6 +69,9 @@ class ProcessCallbacks:
 
     def on_recorded(self, path):
         self.send(P.EpisodeRecorded(str(path)))
+
+    def on_live_change(self, ev):
+        self.send(P.LiveChanged(t_env=ev.t_env, key=ev.key, old=ev.old, new=ev.new, source=ev.source))
 
     def on_end(self, summary):
         self.send(P.Ended({k: v for k, v in summary.items() if k != "last_round"}))
@@ -112,6 +117,16 @@ class ProcessCallbacks:
                     self._snapshot(ctx, self._apply_forced(ctx.actions))
             case P.ClearForced():
                 self.forced.clear()
+            case P.SetSetting(key=key, value=value):
+                if self.set_fn is None:
+                    self.send(P.Warning("only a training changes its settings live"))
+                    return
+                from models.config import ConfigError
+
+                try:
+                    self.set_fn(key, value, "window")
+                except ConfigError as e:
+                    self.send(P.Warning(f"not changed: {e}"))
             case _:
                 raise TypeError(f"not a command of workbench.protocol: {cmd!r}")
 

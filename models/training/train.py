@@ -576,7 +576,8 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
     cb.on_start({"mode": "train", "run_dir": str(tr.run_dir), "config": tr.cfg.to_dict(), "device": str(tr.device),
                  "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,
                  "learner_pid": tr.host.proc.pid if isinstance(tr.host, LearnerProcess) else None,
-                 "save": tr.save})  # `save()` writes a checkpoint now, e.g. from on_step
+                 "save": tr.save,  # `save()` writes a checkpoint now, e.g. from on_step
+                 "set": tr.set})  # a live change, applied at the next round
     last = None
     try:
         with GracefulStop(log) as sig:

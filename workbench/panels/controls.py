@@ -3,13 +3,16 @@ snapshot rate, watch speed and how many watched episodes to keep as files; check
 an action while paused (Intervene)."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
+
+from models.training.live import LIVE_KEYS, locked_reason
 
 from ..state import ALGORITHMS, action_names
 
 NO_POLICY_MESSAGE = "no shipped policy found; press Start to train one"
+LIVE_EDIT_DELAY_MS = 600  # a live edit goes to the training once the value has been still this long
 
 
 def _spin(lo, hi, value, step=1):
@@ -43,6 +46,7 @@ class ControlsPanel(QWidget):
     watchSpeedChanged = Signal(float)
     presetChanged = Signal()
     policyChosen = Signal(str)  # a shipped policy's name, picked by a person (not by `select_policy`)
+    liveChanged = Signal(str, object)  # (config key, value): a person changed a setting while a training runs
 
     def __init__(self, scenarios: list[str], parent=None):
         super().__init__(parent)
@@ -77,6 +81,7 @@ class ControlsPanel(QWidget):
         self.target_episodes.setToolTip("Episodes collected between hard copies of the target networks "
                                         "(PyMARL's count)")
         self.anneal = _spin(0, 10_000_000, 100_000, 10_000)
+        self.eps_start = _dspin(0.0, 1.0, 1.0, 2, 0.05)
         self.td_lambda = _dspin(0.0, 1.0, 0.6, 2, 0.1)
         self.res_beta = _dspin(0.0, 100.0, 5.0, 2, 0.5)
         self.res_lambda = _dspin(0.0, 10.0, 0.05, 3, 0.01)
@@ -87,7 +92,8 @@ class ControlsPanel(QWidget):
         for label, w in (("scenario", self.scenario), ("algorithm", self.algorithm), ("learning rate", self.lr),
                          ("batch (episodes)", self.batch), ("envs per round", self.envs),
                          ("replay ratio", self.replay_ratio), ("target refresh (episodes)", self.target_episodes),
-                         ("epsilon anneal (steps)", self.anneal), ("TD lambda", self.td_lambda),
+                         ("epsilon start", self.eps_start), ("epsilon anneal (steps)", self.anneal),
+                         ("TD lambda", self.td_lambda),
                          ("RES beta", self.res_beta), ("RES lambda", self.res_lambda), ("env steps", self.t_max),
                          ("device", self.device), ("seed", self.seed)):
             f.addRow(label, w)
@@ -142,6 +148,24 @@ class ControlsPanel(QWidget):
         self.open_run.clicked.connect(self.openRunClicked)
         self.force.clicked.connect(lambda: self.forceClicked.emit(self.force_agent.currentIndex(),
                                                                   self.force_action.currentIndex()))
+        # settings that change while a training runs (models.training.live): a person's edit is sent once the
+        # value has been still for a moment (not at each arrow click); the others are locked while it runs
+        self.live_keys = {self.lr: "learner.lr", self.batch: "learner.batch_size",
+                          self.replay_ratio: "learner.replay_ratio",
+                          self.target_episodes: "learner.target_update_episodes", self.eps_start: "run.epsilon_start",
+                          self.anneal: "run.epsilon_anneal_steps", self.td_lambda: "learner.td_lambda",
+                          self.res_beta: "algo.res_beta", self.res_lambda: "algo.res_lambda", self.t_max: "run.t_max"}
+        self.locked_keys = {self.scenario: "env.map_name", self.algorithm: "algo.mixer", self.envs: "env.num_envs",
+                            self.device: "run.device", self.seed: "run.seed"}
+        self._tips = {w: w.toolTip() for w in (*self.live_keys, *self.locked_keys)}
+        self._training = False
+        self._live_pending: dict[str, object] = {}
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_EDIT_DELAY_MS)
+        self._live_timer.timeout.connect(self._send_live)
+        for w, key in self.live_keys.items():
+            w.valueChanged.connect(lambda v, key=key: self._edited(key, v))
         self.snapshot_hz.valueChanged.connect(self.snapshotRateChanged)
         self.watch_speed.valueChanged.connect(self.watchSpeedChanged)
         self.scenario.currentTextChanged.connect(lambda _: self.presetChanged.emit())
@@ -177,8 +201,16 @@ class ControlsPanel(QWidget):
             self.force_action.addItems([f"{i}: {n}" for i, n in enumerate(names)])
 
     def fill_from(self, cfg) -> None:
-        """Show a config's values in the form (without re-emitting presetChanged)."""
+        """Show a config's values in the form (without re-emitting presetChanged, nor sending live changes)."""
+        training, self._training = self._training, False
+        try:
+            self._fill(cfg)
+        finally:
+            self._training = training
+
+    def _fill(self, cfg) -> None:
         self.lr.setValue(cfg.learner.lr)
+        self.eps_start.setValue(cfg.run.epsilon_start)
         self.batch.setValue(cfg.learner.batch_size)
         self.envs.setValue(cfg.env.num_envs)
         self.replay_ratio.setValue(cfg.learner.replay_ratio)
@@ -193,10 +225,20 @@ class ControlsPanel(QWidget):
         return [f"learner.lr={self.lr.value()}", f"learner.batch_size={self.batch.value()}",
                 f"env.num_envs={self.envs.value()}", f"learner.replay_ratio={self.replay_ratio.value()}",
                 f"learner.target_update_episodes={self.target_episodes.value()}",
-                f"run.epsilon_anneal_steps={self.anneal.value()}",
+                f"run.epsilon_start={self.eps_start.value()}", f"run.epsilon_anneal_steps={self.anneal.value()}",
                 f"learner.td_lambda={self.td_lambda.value()}", f"algo.res_beta={self.res_beta.value()}",
                 f"algo.res_lambda={self.res_lambda.value()}", f"run.t_max={self.t_max.value()}",
                 f'run.device="{self.device.currentText()}"', f"run.seed={self.seed.value()}"]
+
+    def _edited(self, key: str, value) -> None:
+        if self._training:
+            self._live_pending[key] = value
+            self._live_timer.start()
+
+    def _send_live(self) -> None:
+        pending, self._live_pending = self._live_pending, {}
+        for key, value in pending.items():
+            self.liveChanged.emit(key, value)
 
     def set_running(self, mode: str, paused: bool) -> None:
         running = mode not in ("idle", "replay")  # a replay runs no process: everything can start from it
@@ -213,7 +255,11 @@ class ControlsPanel(QWidget):
         self.stop.setEnabled(running)
         self.save.setEnabled(mode == "train")
         self.force.setEnabled(running and paused)
-        for w in (self.scenario, self.algorithm, self.lr, self.batch, self.envs, self.replay_ratio,
-                  self.target_episodes, self.anneal, self.td_lambda,
-                  self.res_beta, self.res_lambda, self.t_max, self.device, self.seed):
-            w.setEnabled(not training)
+        if training != self._training:
+            self._training = training
+            for w, key in self.locked_keys.items():
+                w.setEnabled(not training)
+                w.setToolTip(f"locked while the training runs: {locked_reason(key)}" if training else self._tips[w])
+            for w, key in self.live_keys.items():
+                w.setToolTip(f"changes the running training at its next round: {LIVE_KEYS[key]}"
+                             if training else self._tips[w])

@@ -1,9 +1,9 @@
 """Training curves over env steps; downsampled and clipped to view so a million points scroll smoothly."""
 from __future__ import annotations
 
-import pyqtgraph as pg
-
 import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
 
 from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range
 
@@ -77,6 +77,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
         self.loss_plot.addItem(self.nonfinite_marks)
         self.marks_shown = 0
         self.points = 0
+        self.live_marks: list = []  # (plot, line) of each live change shown: a dashed vertical line on every plot
         self._fit_labels()
 
     def resizeEvent(self, ev):
@@ -95,7 +96,28 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
                 if not narrow:
                     p.getAxis("bottom").setTicks(None)
 
+    def _show_live_events(self, events) -> None:
+        """A labelled vertical line on every plot at each live change (a new run clears them)."""
+        per_event = len(PLOTS)
+        if len(events) * per_event < len(self.live_marks):
+            for p, line in self.live_marks:
+                p.removeItem(line)
+            self.live_marks = []
+        plots = list(dict.fromkeys(p for _, _, p in self.curves.values()))
+        for ev in events[len(self.live_marks) // per_event:]:
+            short = ev.key.rpartition(".")[2]
+            for i, p in enumerate(plots):
+                line = pg.InfiniteLine(pos=ev.t_env, angle=90, movable=False,
+                                       pen=pg.mkPen((230, 230, 120), width=1, style=Qt.PenStyle.DashLine),
+                                       label=f"{short}={ev.new:g}" if i == 0 and isinstance(ev.new, (int, float))
+                                       else (f"{short}" if i == 0 else None),
+                                       labelOpts={"position": 0.9, "color": (230, 230, 120)})
+                line.setToolTip(f"{ev.key}: {ev.old} -> {ev.new} at {ev.t_env:,} env steps ({ev.source})")
+                p.addItem(line)
+                self.live_marks.append((p, line))
+
     def show_state(self, state) -> None:
+        self._show_live_events(state.live_events)
         total = 0
         shown: dict = {}
         for series, (curve, smooth, p) in self.curves.items():
