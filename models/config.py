@@ -95,6 +95,8 @@ class RunConfig:
     # episode files of environment 0 under the run's episodes/ (0: none); the first won episode is always kept
     record_interval: int = 100_000
     record_first_win: bool = True
+    # a branch (`qmix-workbench branch`): the parent's run directory and the env step it branched at, "DIR@STEPS"
+    branch_of: str = ""
 
 
 @dataclass

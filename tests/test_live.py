@@ -134,3 +134,48 @@ def test_cli_set_reaches_a_running_training_once(tmp_path, capsys):
     assert [e.key for e in b.events] == ["learner.lr", "run.test_interval", "learner.td_lambda"]
     assert b.cfg.learner.td_lambda == 0.8
     b.close()
+
+
+def _tree_bytes(d):
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
+            and p.name != ".lock"}
+
+
+def test_branch_continues_the_parent_with_a_change_and_leaves_it_untouched(tmp_path, capsys):
+    from models.sweeps.compare import compare_runs, find_runs
+    from models.training.branch import read_branch
+
+    parent = tmp_path / "parent"
+    a = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.test_interval=100"]), run_dir=parent, **QUIET)
+    for _ in range(4):
+        a.round()
+    a.save(with_buffer=True)
+    a.close()
+    before = _tree_bytes(parent)
+    t_ck = load_checkpoint(parent)[0]["t_env"]
+    assert cli(["branch", str(parent), "--set", "learner.lr=0.0002", "--set", "run.record_interval=0",
+                "--out", str(tmp_path / "b")]) == 0
+    assert "train it with: qmix-workbench train --resume" in capsys.readouterr().out
+    assert cli(["branch", str(parent), "--set", "algo.mixing_embed=4", "--out", str(tmp_path / "bad")]) == 2
+    assert "does not fit" in capsys.readouterr().err
+    rec = read_branch(tmp_path / "b")
+    assert rec["t_env"] == t_ck and rec["changes"] == {"learner.lr": 0.0002, "run.record_interval": 0}
+    assert rec["with_buffer"] is True
+    b = Trainer(None, resume=tmp_path / "b", overrides=["run.t_max=100000"], **QUIET)
+    assert b.t_env == t_ck and b.cfg.learner.lr == 0.0002 and b.cfg.run.record_interval == 0
+    assert b.cfg.run.branch_of == f"{parent.resolve()}@{t_ck}"
+    assert [(e.key, e.source, e.t_env) for e in b.events] == [("learner.lr", "branch", t_ck)]
+    for _ in range(3):
+        b.round()
+    b.close()
+    rows = _rows(tmp_path / "b", "episode")
+    assert rows and int(rows[0]["t_env"]) > t_ck  # its first rows continue the parent's env steps
+    # the updates the parent's learner process had made but not handed to its actors are logged first (old rate)
+    pending = sum(len(u) for u in load_checkpoint(parent)[0].get("pending_updates", []))
+    lrs = [float(r["lr"]) for r in _rows(tmp_path / "b", "update")]
+    assert lrs.index(0.0002) == pending and set(lrs[pending:]) == {0.0002}
+    assert _tree_bytes(parent) == before  # the parent: byte for byte as it was
+    cmp = compare_runs(find_runs([parent, tmp_path / "b"]), metric="test_win_rate")
+    assert len(cmp.groups) == 2 and any("lr=0.0002" in g.label for g in cmp.groups)
+    branch_group = next(g for g in cmp.groups if "0.0002" in g.label)
+    assert branch_group.runs[0].t_env[0] > t_ck  # drawn from its branch point on the parent's axis

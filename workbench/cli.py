@@ -94,6 +94,18 @@ def main(argv=None) -> int:
     st.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
     st.add_argument("changes", nargs="+", metavar="SECTION.KEY=VALUE",
                     help="e.g. learner.lr=0.0005 run.epsilon_start=0.5 (`set RUN --list` shows what may change)")
+    br = sub.add_parser("branch", help="branch a run from one of its checkpoints with settings changed",
+                        description="Makes a new run directory that goes on from a checkpoint (weights, optimizer, "
+                                    "random streams and the replay buffer when the file holds one: a run's "
+                                    "latest.pt after a stop does) with the settings given changed; the parent's "
+                                    "files are only read. Train the branch with `train --resume BRANCH_DIR`; "
+                                    "`compare PARENT BRANCH` overlays them.")
+    br.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run directory (its latest checkpoint) or a "
+                                                                 "checkpoint file")
+    br.add_argument("--set", dest="changes", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="a changed setting, e.g. --set algo.res_lambda=0.1 (repeatable; at least one)")
+    br.add_argument("--out", metavar="DIR", help="the branch's run directory (default: beside the parent, named "
+                                                 "after it, the env step and the changes)")
     from workbench.sweep_cli import add_parsers as _add_sweep_parsers
 
     sweep_commands = _add_sweep_parsers(sub)  # sweep, compare
@@ -109,7 +121,7 @@ def main(argv=None) -> int:
             return run_app()
         return {"train": _train, "eval": _eval, "presets": _presets, "maps": _maps, "render": _render,
                 "plot": _plot, "tables": _tables, "record": _record, "replay": _replay, "fork": _fork,
-                "export": _export, "watch": _watch, "set": _set, "policies": _policies, "ship-policy": _ship_policy,
+                "export": _export, "watch": _watch, "set": _set, "branch": _branch, "policies": _policies, "ship-policy": _ship_policy,
                 **sweep_commands}[args.cmd](args)
     except KeyboardInterrupt:  # a second Ctrl-C during training: no save; the last checkpoint stands
         if args.debug:
@@ -123,6 +135,13 @@ def main(argv=None) -> int:
             raise
         print(f"qmix-workbench: error: {msg}", file=sys.stderr)
         return EXIT_DIVERGED if isinstance(exc, DivergenceError) else EXIT_USER_ERROR
+
+
+def _branch(args) -> int:
+    from models.training.branch import branch
+
+    branch(args.source, args.changes, args.out)
+    return 0
 
 
 def _set(args) -> int:

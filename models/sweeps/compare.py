@@ -20,6 +20,7 @@ from ..config import Config, convert_legacy, flatten
 from ..errors import WorkbenchError
 from ..files import metrics
 from ..files.rundir import config_edited
+from ..training.live import read_events
 from . import stats
 
 STATS = ("median", "mean", "iqm")
@@ -34,7 +35,7 @@ THRESHOLDS = (0.5, 0.8)  # greedy win rates whose first crossing is timed
 BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "run.threads", "run.learner_threads",
                          "run.snapshot_hz",
                          "run.save_interval", "run.save_buffer", "run.record_interval", "run.record_first_win",
-                         "run.t_max", "run.time_limit_s", "run.on_nonfinite"})
+                         "run.t_max", "run.time_limit_s", "run.on_nonfinite", "run.branch_of"})
 BOOTSTRAP_RESAMPLES = 2000
 # the final evaluation's field (final_eval.json, written by a sweep) for a metrics.csv eval column
 FINAL_EVAL_FIELDS = {"test_win_rate": "win_rate", "test_return": "return"}
@@ -233,6 +234,8 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         raise CompareError(f"{d}: no config.toml; expected a run directory") from None
     except tomllib.TOMLDecodeError as e:
         raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
+    for ev in read_events(d):  # changed live (or at a branch point): grouped by the settings the run ended with
+        config[ev.key] = ev.new
     sc = _scan(metrics.path_of(d), metric)
     evals, episodes, t_last, wall_max = sc.evals, sc.episodes, sc.t_last, sc.wall_max
     steps_per_s = t_last / wall_max if wall_max > 0 else math.nan

@@ -1,0 +1,65 @@
+"""Branching a run: a new run directory that goes on from one of a run's checkpoints with some settings changed.
+
+The branch starts where the checkpoint stands (env steps, weights, optimizer, random streams and, when the file
+holds it, the replay buffer), so its first rows continue the parent's env steps; its config names the parent
+(`run.branch_of = "PARENT_DIR@STEPS"`), and `branch.json` says what changed. Settings that may change live are
+applied as live changes at the branch point (events of the branch, source "branch"); the others (how the run
+records, saves, its processes) change the branch's starting config; the networks, the environment and the buffer's
+size cannot change (the checkpoint must fit). The parent's files are only read.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..config import ConfigError, parse_override
+from ..files.atomic import write_atomic
+from ..files.checkpoint import load_checkpoint
+from ..files.rundir import RunDir
+from . import live
+
+BRANCH_FILE = "branch.json"
+
+
+def branch(source: str | Path, changes: list[str], out: str | Path | None = None, log=print) -> Path:
+    """Make the branch (a run directory that `train --resume` continues); its path."""
+    from .train import Trainer
+
+    parsed = [parse_override(c) for c in changes]
+    if not parsed:
+        raise ConfigError("a branch changes at least one setting (--set section.key=value)")
+    meta, _ = load_checkpoint(source)
+    parent = RunDir.of_checkpoint_file(meta["path"])
+    parent_dir = parent.path if parent is not None else Path(meta["path"]).parent
+    t_env = int(meta["t_env"])
+    if out is None:
+        slug = "_".join(f"{k.rpartition('.')[2]}{v}" for k, v in parsed)[:60]
+        out = parent_dir.parent / f"{parent_dir.name}_branch_t{t_env}_{slug}"
+    out = Path(out)
+    live_changes = [(k, v) for k, v in parsed if k in live.LIVE_KEYS]
+    start_changes = [c for c, (k, _) in zip(changes, parsed) if k not in live.LIVE_KEYS]
+    start_changes.append(f'run.branch_of={json.dumps(f"{parent_dir.resolve()}@{t_env}")}')
+    tr = Trainer(None, resume=meta["path"], run_dir=out, overrides=start_changes, log=log)
+    try:
+        for key, value in live_changes:
+            tr.set(key, value, source="branch")
+        tr._apply_pending()  # now, at the branch point: the branch's first rows already learn with them
+        write_atomic(tr.run_dir / BRANCH_FILE, json.dumps({
+            "parent": str(parent_dir.resolve()), "checkpoint": meta["path"], "checkpoint_digest": meta.get("digest"),
+            "t_env": t_env, "changes": {k: v for k, v in parsed}, "with_buffer": bool(meta.get("has_buffer")),
+        }, indent=2) + "\n")
+        ck = tr.save(with_buffer=True)
+    finally:
+        tr.close()
+    log(f"branched {parent_dir} at {t_env:,} env steps into {tr.run_dir} ({', '.join(changes)}); "
+        f"train it with: qmix-workbench train --resume {tr.run_dir}")
+    return Path(ck).parent.parent
+
+
+def read_branch(run_dir: str | Path) -> dict | None:
+    """The branch record of a run directory (None for a run that is not a branch)."""
+    p = Path(run_dir) / BRANCH_FILE
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
