@@ -3,6 +3,8 @@
 Usage: python docs/screenshots.py training [--steps 150000]   -> docs/workbench_training.png
        (--real: under `xvfb-run -s "-screen 0 1920x1080x24"` with QT_QPA_PLATFORM=xcb, the window as it opens there)
        python docs/screenshots.py watch RUN_DIR_OR_CHECKPOINT  -> docs/workbench_watch.png
+       python docs/screenshots.py live --steps 200000         -> docs/live_change.png, docs/live_change_curves.png
+           (a training whose epsilon and learning rate are changed from the controls halfway)
        python docs/screenshots.py replay EPISODE --at-step K    -> docs/replay_death.png (Replay mode at step K)
        python docs/screenshots.py fork EPISODE --at-step K --agent I --action A [--later L]
            -> docs/replay_fork.png (the window with the fork's table) and docs/fork_side_by_side.png
@@ -69,7 +71,7 @@ def _side_by_side(original, forked, k, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["training", "watch", "replay", "fork"])
+    ap.add_argument("what", choices=["training", "watch", "replay", "fork", "live"])
     ap.add_argument("--agent", type=int, default=0)
     ap.add_argument("--action", default="greedy")
     ap.add_argument("--later", type=int, default=8)
@@ -96,6 +98,27 @@ def main():
             _pump(app, 0.05)
         _pause_mid_episode(app, w, a.at_step)
         out = os.path.join(here, "workbench_training.png")
+    elif a.what == "live":  # a live change halfway: epsilon back up to 0.5, half the learning rate
+        w.start_training()
+        while w.state.t_env < a.steps // 2:
+            _pump(app, 0.05)
+        w.controls.eps_start.setValue(0.5)
+        w.controls.lr.setValue(0.0005)
+        while w.state.t_env < a.steps:
+            _pump(app, 0.05)
+        w.curves.show_state(w.state)
+        dock = w.docks["Training curves"]  # floated and enlarged for the document, so the markers read
+        dock.setFloating(True)
+        dock.resize(1300, 560)
+        _pump(app, 1.0)
+        w.curves.show_state(w.state)
+        _pump(app, 0.5)
+        dock.grab().save(os.path.join(here, "live_change_curves.png"))
+        dock.setFloating(False)
+        _pump(app, 0.5)
+        print(f"wrote {os.path.join(here, 'live_change_curves.png')}")
+        _pause_mid_episode(app, w, a.at_step)
+        out = os.path.join(here, "live_change.png")
     elif a.what in ("replay", "fork"):
         w.open_episode(a.path)
         w.seek(a.at_step)

@@ -142,8 +142,7 @@ class WorkbenchState:
                 case P.LiveChanged():
                     self.live_events.append(msg)
                     section, _, name = msg.key.partition(".")
-                    self.config.setdefault(section, {})[name] = msg.new
-                    self.messages.append(f"changed live: {msg.key} {msg.old} -> {msg.new} at {msg.t_env:,} env steps")
+                    self.config.setdefault(section, {})[name] = msg.new  # (the trainer's log line says it)
                 case P.Ended(summary=s):
                     self.messages.append(f"finished at {s.get('t_env', 0):,} env steps")
                 case P.EpisodeRecorded(path=path):

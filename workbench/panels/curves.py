@@ -104,14 +104,17 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
                 p.removeItem(line)
             self.live_marks = []
         plots = list(dict.fromkeys(p for _, _, p in self.curves.values()))
-        for ev in events[len(self.live_marks) // per_event:]:
+        for k, ev in enumerate(events[len(self.live_marks) // per_event:], start=len(self.live_marks) // per_event):
             short = ev.key.rpartition(".")[2]
+            # changes made together are labelled one under the other
+            same_step = sum(1 for e in events[:k] if e.t_env == ev.t_env)
             for i, p in enumerate(plots):
                 line = pg.InfiniteLine(pos=ev.t_env, angle=90, movable=False,
                                        pen=pg.mkPen((230, 230, 120), width=1, style=Qt.PenStyle.DashLine),
                                        label=f"{short}={ev.new:g}" if i == 0 and isinstance(ev.new, (int, float))
                                        else (f"{short}" if i == 0 else None),
-                                       labelOpts={"position": 0.9, "color": (230, 230, 120)})
+                                       labelOpts={"position": max(0.1, 0.9 - 0.16 * same_step),
+                                                  "color": (230, 230, 120)})
                 line.setToolTip(f"{ev.key}: {ev.old} -> {ev.new} at {ev.t_env:,} env steps ({ev.source})")
                 p.addItem(line)
                 self.live_marks.append((p, line))
