@@ -236,7 +236,7 @@ def test_cli_ships_lists_and_evaluates_by_name(tiny_run, tmp_path, monkeypatch, 
     assert main(["eval", str(tiny_run), "--policy", "cli"]) == 2
     assert "not both" in capsys.readouterr().err
     assert main(["record", "--policy", "cli", "--out", str(tmp_path / "eps")]) == 0
-    assert [p.name for p in (tmp_path / "eps").glob("*.npz")] == ["cli_s0_00000.npz"]
+    assert [p.name for p in (tmp_path / "eps").glob("*.npz")] == ["cli_s12345_00000.npz"]  # the evaluation seed, as eval
     # an existing name is replaced only with --force; without $QMIX_WORKBENCH_POLICIES or --out, nothing is
     # written into the installed package
     before = (d / "cli.json").read_bytes()

@@ -64,7 +64,9 @@ def main(argv=None) -> int:
     rc.add_argument("--episodes", type=int, default=1)
     rc.add_argument("--out", default=None, metavar="DIR", help="directory for the files (default: the run directory's episodes/, "
                                                 "or runs/episodes/ for a shipped policy)")
-    rc.add_argument("--seed", type=int, default=0)
+    rc.add_argument("--seed", type=int, default=EVAL_SEED,
+                    help="the battles' seed: the evaluation seed by default, as eval, ship-policy and the policy "
+                         "cards use (fork's --seed draws its continuations' random streams instead)")
     rc.add_argument("--force", action="store_true", help="replace existing files of the same source, seed and index")
     rp = sub.add_parser("replay", help="open an episode file in the app's Replay mode")
     rp.add_argument("file", help="episode file (.npz)")
