@@ -322,3 +322,40 @@ def test_live_change_from_the_controls_reaches_the_learner_and_marks_the_curves(
     with open(os.path.join(run, "events.csv")) as f:
         assert sorted(r["key"] for r in csv.DictReader(f)) == ["learner.lr", "run.epsilon_start"]
     assert c.envs.isEnabled() and "locked" not in c.envs.toolTip()
+
+
+def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playback_too(qtbot, window):
+    """Break on > agent dies, watching the shipped IQL policy (it loses most battles): Watch mode pauses on the first
+    state where a colossus is dead, and the arena shows it; the same breakpoint stops Replay playback at the
+    timeline's marker (one definition of the event: models.core.events)."""
+    from models.files.episode_file import load_episode
+    from workbench.replay import SPEEDS
+
+    w = window
+    w.set_breakpoints(["agent dies"])
+    w.controls.watch_speed.setValue(1000)
+    assert w.watch_policy("iql")
+    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: agent" in m for m in w.state.messages), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and not all(w.state.snapshot["world"]["alive"][:2]),
+                    timeout=10_000)
+    snap = w.state.snapshot
+    n_dead = int((~np.asarray(snap["world"]["alive"][:2], bool)).sum())
+    assert n_dead >= 1 and f"episode step {snap['t']}" in next(m for m in w.state.messages if "breakpoint" in m)
+    drawn = w.arena.frames_drawn
+    w._show_snapshot()  # the arena draws this state: the dead colossus is not among the living
+    assert w.arena.frames_drawn > drawn
+    w.set_breakpoints([])
+    qtbot.mouseClick(w.controls.resume, qtbot_button())
+    qtbot.waitUntil(lambda: w.state.episodes >= 1, timeout=WAIT)  # a recorded episode to replay
+    qtbot.waitUntil(lambda: len(w.state.recorded_episodes) >= 1, timeout=WAIT)
+    path = w.state.recorded_episodes[0]
+    w._end_watch()
+    ep = load_episode(path)
+    deaths = [k for k, label in ep.markers() if label.endswith(" dies")]
+    assert deaths  # the episode the watch paused in: a colossus died in it
+    assert w.open_episode(path)
+    w.set_breakpoints(["agent dies"])
+    w.state.replay.set_speed(max(SPEEDS))
+    w.state.replay.play()
+    qtbot.waitUntil(lambda: not w.state.replay.playing, timeout=30_000)
+    assert w.state.replay.step == deaths[0] and not w.state.replay.episode.snapshot(deaths[0])["world"]["alive"][:2].all()

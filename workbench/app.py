@@ -159,6 +159,37 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         a.triggered.connect(self.ask_compare)
         self.compare_action = a
         self.file_menu = m
+        from models.core.events import BREAK_KINDS
+
+        b = self.menuBar().addMenu("&Break on")
+        b.setToolTipsVisible(True)
+        self.break_actions = {}
+        for kind in BREAK_KINDS:
+            a = b.addAction(kind)
+            a.setCheckable(True)
+            a.setToolTip("pause Watch mode, a training's environment 0 or Replay playback on the state where this "
+                         "first happens (the Replay timeline's markers)")
+            a.toggled.connect(lambda _=False: self._send_breakpoints())
+            self.break_actions[kind] = a
+        self.break_menu = b
+
+    def set_breakpoints(self, kinds) -> None:
+        """Pause on these events (`models.core.events.BREAK_KINDS`), in whatever mode runs now and after."""
+        for kind, a in self.break_actions.items():
+            a.blockSignals(True)
+            a.setChecked(kind in kinds)
+            a.blockSignals(False)
+        self._send_breakpoints()
+
+    @property
+    def breakpoints(self) -> tuple:
+        return tuple(k for k, a in self.break_actions.items() if a.isChecked())
+
+    def _send_breakpoints(self) -> None:
+        if self.state.mode in ("train", "watch"):
+            self.client.send(P.SetBreakpoints(self.breakpoints))
+        if self.state.replay is not None:
+            self.state.replay.breakpoints = self.breakpoints
 
     # ---- the refresh loop ---------------------------------------------------------------------------------
     def refresh(self):
@@ -170,6 +201,8 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         st.ingest(msgs)
         if any(isinstance(m, P.Started) for m in msgs):
             self._configure_panels()
+            if self.breakpoints:  # a new trainer process starts without them
+                self._send_breakpoints()
         st.ingest_snapshot(snap)
         if code is not None:
             st.process_ended(code)

@@ -1,7 +1,7 @@
 """The typed messages between the window and its trainer process (both sides Qt-free).
 
 Down, the window's commands: `Pause`, `Resume`, `Step`, `Stop`, `Save`, `SetSnapshotRate`, `SetWatchSpeed`,
-`ForceAction`, `ClearForced`, `SetSetting`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`,
+`ForceAction`, `ClearForced`, `SetSetting`, `SetBreakpoints`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`,
 `Evaluated`, `CheckpointSaved`, `EpisodeRecorded`, `PausedChanged`, `Info`, `Warning`, `Error`, `LiveChanged`, `Ended`. Each is a small frozen
 dataclass, pickled whole through the process queues; the receivers dispatch with `match` on the type, so a message
 kind the other side does not know is a TypeError at the sender's construction, not a string that silently never
@@ -70,8 +70,14 @@ class SetSetting:
     value: object
 
 
+@dataclass(frozen=True)
+class SetBreakpoints:
+    """Pause when environment 0 shows one of these events (`models.core.events.BREAK_KINDS`); () clears them."""
+    kinds: tuple = ()
+
+
 Command = (Pause | Resume | Step | Stop | Save | SetSnapshotRate | SetWatchSpeed | ForceAction | ClearForced
-           | SetSetting)
+           | SetSetting | SetBreakpoints)
 
 
 # ---- messages: trainer -> window ----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ class ReplayModel:
         self.episode = episode
         self.step = 0  # a state index 0..T (state T is the one the episode ended in)
         self.playing = False
+        self.breakpoints: tuple = ()  # event kinds playback stops at (models.core.events.BREAK_KINDS)
         self.speed = 1.0
         self.markers: list[tuple[int, str]] = list(episode.markers())
         self._last_tick: float | None = None
@@ -129,7 +130,17 @@ class ReplayModel:
         if n == 0:
             return False
         self._carry -= n
+        before = self.step
         changed = self.step_by(n)
+        if self.breakpoints:  # stop on the first state in the steps passed that shows a chosen event
+            from models.core.events import matches
+
+            hit = [k for k, label in self.markers if before < k <= self.step
+                   and any(matches(b, label) for b in self.breakpoints)]
+            if hit:
+                self.step = min(hit)
+                self.playing = False
+                return True
         if self.step >= self.length:
             self.playing = False
         return changed

@@ -60,6 +60,7 @@ class ReplayControl:
         torch.set_num_threads(GUI_TORCH_THREADS)
         try:
             model = ReplayModel(episode)
+            model.breakpoints = self.breakpoints
         except (ValueError, KeyError, IndexError) as e:  # EpisodeFileError is a ValueError
             self._episode_error(f"cannot replay {episode.name}: {e}")
             return False

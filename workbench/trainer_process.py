@@ -32,6 +32,8 @@ class ProcessCallbacks:
         self.last_snap = 0.0
         self.save_fn = None
         self.set_fn = None  # a training's live settings (Trainer.set); None while watching
+        self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
+        self.detector = None
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
         self.last_poll = 0.0
@@ -117,6 +119,14 @@ class ProcessCallbacks:
                     self._snapshot(ctx, self._apply_forced(ctx.actions))
             case P.ClearForced():
                 self.forced.clear()
+            case P.SetBreakpoints(kinds=kinds):
+                from models.core.events import BREAK_KINDS
+
+                bad = [k for k in kinds if k not in BREAK_KINDS]
+                if bad:
+                    self.send(P.Warning(f"breakpoint {bad[0]!r}: expected one of {', '.join(BREAK_KINDS)}"))
+                    return
+                self.breakpoints = tuple(kinds)
             case P.SetSetting(key=key, value=value):
                 if self.set_fn is None:
                     self.send(P.Warning("only a training changes its settings live"))
@@ -161,6 +171,8 @@ class ProcessCallbacks:
             self._poll(ctx)
         if self.stop:
             raise StopRequested
+        if self.breakpoints and not self.paused:
+            self._check_breakpoints(ctx)
         if self.paused:
             self._snapshot(ctx, self._apply_forced(ctx.actions))
             while self.paused and not self.step_once and not self.stop:
@@ -184,6 +196,27 @@ class ProcessCallbacks:
             self._snapshot(ctx, acts)
         self.prev_actions = acts[0].copy()
         return acts if acts is not ctx.actions else None
+
+    def _check_breakpoints(self, ctx) -> None:
+        """Pause on the state where env 0 first shows a chosen event (the Replay timeline's definitions)."""
+        from models.core.events import EventDetector, matches
+
+        world = ctx.world
+        if world is None or (ctx.trace is not None and ctx.trace.done):
+            return
+        snap = world.snapshot(0)
+        state = {k: snap[k] for k in ("health", "shield", "alive", "pos")}
+        if ctx.t == 0 or self.detector is None:  # a new episode of env 0
+            self.detector = EventDetector(int(ctx.env.n_agents), world.scenario.terrain.height)
+            labels = self.detector.reset(state)
+        else:
+            labels = self.detector.step(state)
+        hit = [label for label in labels if any(matches(k, label) for k in self.breakpoints)]
+        if hit:
+            self.paused = True
+            self.send(P.PausedChanged(True))
+            self.send(P.Info(f"breakpoint: {', '.join(hit)} (env 0, episode step {ctx.t}, "
+                             f"{ctx.t_env:,} env steps)"))
 
     def _snapshot(self, ctx, actions):
         world = ctx.world

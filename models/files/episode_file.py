@@ -82,49 +82,27 @@ class Episode:
 
     # ---- what a debugger looks for ----------------------------------------------------------------
     def markers(self) -> list[tuple[int, str]]:
-        """(step, label) of the events a debugger looks for, in step order. A state-index step: the event is
-        visible in state k (after the action of step k-1)."""
+        """(step, label) of the events a debugger looks for (`models.core.events`, the breakpoints' definition
+        too), in step order. A state-index step: the event is visible in state k (after the action of step k-1)."""
+        from ..core.events import EventDetector
+
         a = self.arrays
-        n = self.n_agents
         out = []
         if "health" in a:
-            hs = a["health"][:, :n] + a["shield"][:, :n]
-            hit = np.flatnonzero((hs < hs[0]).any(1))
-            if len(hit):
-                out.append((int(hit[0]), "an agent first damaged"))
-            maxsh = a["shield"][0, :n]
-            for i in range(n):
-                if maxsh[i] > 0:
-                    down = np.flatnonzero(a["shield"][:, i] <= 0)
-                    if len(down):
-                        out.append((int(down[0]), f"agent {i}: shields down"))
-                dead = np.flatnonzero(~a["alive"][:, i])
-                if len(dead):
-                    out.append((int(dead[0]), f"agent {i} dies"))
-            up = self._first_enemy_on_plateau()
-            if up is not None:
-                out.append((up, "first enemy on the plateau"))
+            import sims
+
+            height = sims.load_scenario(self.header["map"], profile=self.header.get("profile", "lotv")).terrain.height
+            det = EventDetector(self.n_agents, height)
+            fields = ("health", "shield", "alive", "pos")
+            for k in range(len(a["health"])):
+                state = {f: a[f][k] for f in fields}
+                labels = det.reset(state) if k == 0 else det.step(state)
+                out += [(k, label) for label in labels]
         if "qtot" in a and self.length:
             gap = np.abs(a["qtot"].astype(np.float64) - self.return_to_go())
             k = int(np.argmax(gap))
             out.append((k, f"largest |Qtot - return| ({gap[k]:.2f})"))
         return sorted(out)
-
-    def _first_enemy_on_plateau(self) -> int | None:
-        """The first state where a living enemy stands on ground higher than every enemy's start: on 2c_vs_64zg
-        the zerglings spawn below the colossi's plateau and must climb a ramp."""
-        import sims
-
-        a, n = self.arrays, self.n_agents
-        height = sims.load_scenario(self.header["map"], profile=self.header.get("profile", "lotv")).terrain.height
-        X, Y = height.shape
-        p = a["pos"][:, n:]
-        h = height[np.clip(p[..., 0].astype(int), 0, X - 1), np.clip(p[..., 1].astype(int), 0, Y - 1)]
-        start = h[0][a["alive"][0, n:]]
-        if not len(start):
-            return None
-        up = np.flatnonzero(((h > start.max() + 1e-6) & a["alive"][:, n:]).any(1))
-        return int(up[0]) if len(up) else None
 
     # ---- step k as a snapshot (the panels' input) --------------------------------------------------------
     def joint_table(self, k: int) -> np.ndarray | None:
