@@ -97,6 +97,8 @@ class RunConfig:
     record_first_win: bool = True
     # a branch (`qmix-workbench branch`): the parent's run directory and the env step it branched at, "DIR@STEPS"
     branch_of: str = ""
+    # an experiment script (models.training.script): timed live changes, branches and breakpoints the run plays
+    script: str = ""
 
 
 @dataclass

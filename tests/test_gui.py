@@ -359,3 +359,20 @@ def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playba
     w.state.replay.play()
     qtbot.waitUntil(lambda: not w.state.replay.playing, timeout=30_000)
     assert w.state.replay.step == deaths[0] and not w.state.replay.episode.snapshot(deaths[0])["world"]["alive"][:2].all()
+
+
+def test_playing_an_experiment_script_from_the_window(qtbot, window, tmp_path):
+    script = tmp_path / "demo.toml"
+    script.write_text('[[step]]\nat = 100\nset = { "run.epsilon_start" = 0.4 }\n')
+    w = window
+    w.extra_overrides = TINY
+    w.play_script(str(script))
+    qtbot.waitUntil(lambda: len(w.state.live_events) == 1, timeout=WAIT)
+    ev = w.state.live_events[0]
+    assert (ev.key, ev.new, ev.source) == ("run.epsilon_start", 0.4, "script") and ev.t_env >= 100
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[step]]\nat = -1\nset = { "learner.lr" = 0.001 }\n')
+    w.stop()
+    qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
+    w.play_script(str(bad))
+    assert w.state.mode == "idle" and any("step 1: at = -1" in m for m in w.state.messages)

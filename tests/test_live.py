@@ -179,3 +179,43 @@ def test_branch_continues_the_parent_with_a_change_and_leaves_it_untouched(tmp_p
     assert len(cmp.groups) == 2 and any("lr=0.0002" in g.label for g in cmp.groups)
     branch_group = next(g for g in cmp.groups if "0.0002" in g.label)
     assert branch_group.runs[0].t_env[0] > t_ck  # drawn from its branch point on the parent's axis
+
+
+def test_an_experiment_script_sets_branches_and_breaks_at_its_env_steps(tmp_path, capsys):
+    script = tmp_path / "lecture.toml"
+    script.write_text('[[step]]\nat = 0\nbreak_on = ["agent dies"]\n\n'
+                      '[[step]]\nat = 150\nset = { "learner.lr" = 0.0003, "run.epsilon_start" = 0.6 }\n\n'
+                      '[[step]]\nat = 300\nbranch = { "learner.td_lambda" = 0.9 }\n')
+    breaks = []
+
+    class Cb(Callbacks):
+        def on_script_break(self, kinds):
+            breaks.append((tr.t_env, kinds))
+
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + [f'run.script="{script}"']), run_dir=tmp_path / "r",
+                 callbacks=Cb(), **QUIET)
+    while tr.t_env < 450:
+        tr.round()
+    assert breaks == [(0, ["agent dies"])]
+    ev = [(e.key, e.source) for e in tr.events]
+    assert ev == [("learner.lr", "script"), ("run.epsilon_start", "script")]
+    assert tr.events[0].t_env >= 150 and tr.cfg.learner.lr == 0.0003
+    branches = [p for p in tmp_path.iterdir() if p.name.startswith("r_branch_t")]
+    assert len(branches) == 1
+    b = Trainer(None, resume=branches[0], **QUIET)
+    assert b.cfg.learner.td_lambda == 0.9 and b.cfg.learner.lr == 0.0003 and b.cfg.run.script == ""
+    assert b.t_env >= 300
+    b.close()
+    tr.save(with_buffer=True)
+    tr.close()
+    # a resume does not play the steps it has played
+    r = Trainer(None, resume=tmp_path / "r", **QUIET)
+    r.round()
+    assert len(r.events) == 2 and r._script_i == 3
+    r.close()
+    # a bad script is refused before anything is written, naming the step
+    script.write_text('[[step]]\nat = 10\nset = { "algo.mixing_embed" = 4 }\n')
+    assert cli(["train", "--preset", "qmix_2c_vs_64zg", "--script", str(script), "--run-dir",
+                str(tmp_path / "never")]) == 2
+    assert "step 1: algo.mixing_embed cannot change" in capsys.readouterr().err
+    assert not (tmp_path / "never").exists()

@@ -155,6 +155,10 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         a = m.addAction("Export episode\u2026")
         a.triggered.connect(self.ask_export)
         m.addSeparator()
+        a = m.addAction("Play experiment script\u2026")
+        a.setToolTip("train the experiment in the controls, playing a TOML of timed changes, branches and breakpoints")
+        a.triggered.connect(self.ask_script)
+        m.addSeparator()
         a = m.addAction("Compare runs\u2026")
         a.triggered.connect(self.ask_compare)
         self.compare_action = a

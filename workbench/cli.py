@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     t.add_argument("--run-dir", help="write the run here instead of runs/<name>_<time> (must not hold a run)")
     t.add_argument("--overwrite", action="store_true",
                    help="with --run-dir: delete the run already there and start clean")
+    t.add_argument("--script", metavar="FILE.toml",
+                   help="play an experiment script: timed live changes, branches, breakpoints (docs/experimenting.md)")
     e = sub.add_parser("eval", help="greedy evaluation of a checkpoint or a shipped policy")
     e.add_argument("checkpoint", nargs="?", help="checkpoint file or run directory (or use --policy)")
     e.add_argument("--policy", metavar="NAME", help="a shipped policy instead of a checkpoint (see `policies`)")
@@ -296,6 +298,11 @@ def _train(args) -> int:
     from models.training.train import train
 
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if getattr(args, "script", None):  # absolute: a resume from another directory still finds it
+        import json
+        from pathlib import Path
+
+        args.overrides = args.overrides + [f"run.script={json.dumps(str(Path(args.script).resolve()))}"]
     bar = ProgressBar()
     try:
         if args.resume:
@@ -314,6 +321,10 @@ def _train(args) -> int:
         if args.config:
             cfg = apply_file(cfg, args.config)
         cfg = apply_overrides(cfg, args.overrides)
+        if cfg.run.script:  # every step checked before a run directory is made
+            from models.training.script import load_script
+
+            load_script(cfg.run.script, cfg)
         train(cfg, callbacks=bar, run_dir=args.run_dir, overwrite=args.overwrite, log=log)
         return 0
     finally:

@@ -68,6 +68,10 @@ class RunControl:
                 from models.config import apply_overrides
 
                 cfg = apply_overrides(cfg, overrides)
+            if cfg.run.script:  # every step checked before the trainer starts
+                from models.training.script import load_script
+
+                load_script(cfg.run.script, cfg)
         except ValueError as e:
             self._log(f"cannot start: {e}")
             return
@@ -196,6 +200,17 @@ class RunControl:
             self.watch_checkpoint(str(p))  # latest.pt, or the newest readable t*.pt (and it says which)
         else:
             self._log(f"{run_dir}: curves loaded; no checkpoint to watch yet")
+
+    def play_script(self, path: str) -> None:
+        """Train the controls' experiment, playing the experiment script at `path` (models.training.script)."""
+        import json
+
+        self.start_training([f"run.script={json.dumps(str(Path(path).resolve()))}"])
+
+    def ask_script(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Play an experiment script", "", "Experiment scripts (*.toml)")
+        if path:
+            self.play_script(path)
 
     def change_live(self, key: str, value) -> None:
         """Change a setting of the running training (applied at its next round; the curves mark it)."""

@@ -75,6 +75,9 @@ class ProcessCallbacks:
     def on_live_change(self, ev):
         self.send(P.LiveChanged(t_env=ev.t_env, key=ev.key, old=ev.old, new=ev.new, source=ev.source))
 
+    def on_script_break(self, kinds):
+        self.breakpoints = tuple(kinds)
+
     def on_end(self, summary):
         self.send(P.Ended({k: v for k, v in summary.items() if k != "last_round"}))
 

@@ -39,6 +39,8 @@ def branch(source: str | Path, changes: list[str], out: str | Path | None = None
     live_changes = [(k, v) for k, v in parsed if k in live.LIVE_KEYS]
     start_changes = [c for c, (k, _) in zip(changes, parsed) if k not in live.LIVE_KEYS]
     start_changes.append(f'run.branch_of={json.dumps(f"{parent_dir.resolve()}@{t_env}")}')
+    if not any(k == "run.script" for k, _ in parsed):  # the parent's experiment script stays the parent's
+        start_changes.append('run.script=""')
     tr = Trainer(None, resume=meta["path"], run_dir=out, overrides=start_changes, log=log)
     try:
         for key, value in live_changes:

@@ -20,6 +20,7 @@ class Callbacks:
     def on_checkpoint(self, path: str) -> None: ...
     def on_recorded(self, path: str) -> None: ...  # an episode file was written
     def on_live_change(self, event) -> None: ...  # a `models.training.live.LiveEvent` was applied
+    def on_script_break(self, kinds: list) -> None: ...  # an experiment script's break_on step
     def on_end(self, summary: dict) -> None: ...
 
     def wants_steps(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as _dt
+import json
 import signal
 import threading
 import time
@@ -33,6 +34,7 @@ from ..files.checkpoint import (
 )
 from ..files import metrics
 from . import live
+from .script import load_script
 from ..files.atomic import remove_stale_temps
 from ..files.rundir import RunDir
 from ..files.episode_file import EpisodeRecorder
@@ -197,6 +199,8 @@ class Trainer:
             self._report_edited_config(ckpt[0])
         self._write_config()
         self._requests = live.RequestReader(self.run_dir, max((e.request for e in self.events), default=-1))
+        self.script = load_script(cfg.run.script, cfg) if cfg.run.script else []
+        self._script_i = int(ckpt[0].get("script_done", 0)) if ckpt is not None else 0
         self._csv_file = open(RunDir(self.run_dir).metrics, "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, metrics.COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
@@ -251,6 +255,7 @@ class Trainer:
         with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
         rd = RunDir(self.run_dir)
         meta = {"config": self.start_cfg.to_dict(), "events": [dataclasses.asdict(e) for e in self.events],
+                "script_done": getattr(self, "_script_i", 0),
                 "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
@@ -347,6 +352,17 @@ class Trainer:
         self._pending.append((key, value, source, -1))
 
     def _apply_pending(self) -> None:
+        branches = []
+        while self._script_i < len(self.script) and self.script[self._script_i].at <= self.t_env:
+            st = self.script[self._script_i]
+            self._script_i += 1
+            self._pending += [(k, v, "script", -1) for k, v in st.set.items()]
+            if st.break_on is not None:
+                self.log(f"experiment script: break on {', '.join(st.break_on) or 'nothing'} from "
+                         f"{self.t_env:,} env steps")
+                self.cb.on_script_break(list(st.break_on))
+            if st.branch:
+                branches.append(st.branch)
         for line, d in self._requests.new():
             if "error" in d:
                 self.log(f"warning: ignored {d['error']}")
@@ -362,6 +378,12 @@ class Trainer:
             new = flatten(new_cfg.to_dict())[key]
             self._apply_change(live.LiveEvent(self.t_env, self.updates, self.episodes, round(self.wall, 3), key, old,
                                               new, source, line))
+        for changes in branches:  # from a checkpoint written now (with the buffer); this run goes on as it was
+            from .branch import branch
+
+            ck = self.save(with_buffer=True)
+            branch(RunDir(self.run_dir).latest, [f"{k}={json.dumps(v)}" for k, v in changes.items()], log=self.log)
+            self.log(f"experiment script: branched at {self.t_env:,} env steps (from {ck})")
 
     def _apply_change(self, ev: "live.LiveEvent", replay: bool = False) -> None:
         new_cfg, _ = live.changed(self.cfg, ev.key, ev.new)
