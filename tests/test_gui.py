@@ -376,3 +376,27 @@ def test_playing_an_experiment_script_from_the_window(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
     w.play_script(str(bad))
     assert w.state.mode == "idle" and any("step 1: at = -1" in m for m in w.state.messages)
+
+
+def test_branching_the_running_training_from_the_window(qtbot, window, tmp_path):
+    """File > Branch run... while training: the trainer writes a checkpoint at its next round and branches from it
+    (the branch's config names the parent); the training goes on."""
+    from models.training.branch import read_branch
+
+    w = window
+    _start(qtbot, w, [f'run.runs_dir="{tmp_path}"'])
+    w.branch_training({"learner.lr": 0.0007})
+    qtbot.waitUntil(lambda: any("branched" in m for m in w.state.messages), timeout=WAIT)
+    run = w.state.run_dir
+    t0 = w.state.t_env
+    qtbot.waitUntil(lambda: w.state.t_env > t0, timeout=WAIT)  # the parent goes on
+    w.stop()
+    qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
+    branches = [p for p in tmp_path.iterdir() if p.name.startswith(os.path.basename(run) + "_branch_t")]
+    assert len(branches) == 1
+    rec = read_branch(branches[0])
+    assert rec["parent"] == run and rec["changes"] == {"learner.lr": 0.0007}
+    w.branch_training({"learner.lr": 0.001})  # nothing runs now: said, nothing sent
+    assert "no training is running to branch" in w.state.messages[-1]
+    assert w.branch_run(str(branches[0]), ["algo.mixing_embed=8"]) is None
+    assert any("not branched" in m and "does not fit" in m for m in w.state.messages)

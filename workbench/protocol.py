@@ -1,7 +1,7 @@
 """The typed messages between the window and its trainer process (both sides Qt-free).
 
 Down, the window's commands: `Pause`, `Resume`, `Step`, `Stop`, `Save`, `SetSnapshotRate`, `SetWatchSpeed`,
-`ForceAction`, `ClearForced`, `SetSetting`, `SetBreakpoints`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`,
+`ForceAction`, `ClearForced`, `SetSetting`, `SetBreakpoints`, `BranchNow`. Up, the trainer's messages: `Started`, `EpisodeEnded`, `UpdateDone`,
 `Evaluated`, `CheckpointSaved`, `EpisodeRecorded`, `PausedChanged`, `Info`, `Warning`, `Error`, `LiveChanged`, `Ended`. Each is a small frozen
 dataclass, pickled whole through the process queues; the receivers dispatch with `match` on the type, so a message
 kind the other side does not know is a TypeError at the sender's construction, not a string that silently never
@@ -76,8 +76,14 @@ class SetBreakpoints:
     kinds: tuple = ()
 
 
+@dataclass(frozen=True)
+class BranchNow:
+    """Branch the running training at its next round (`models.training.branch`) with these settings changed."""
+    changes: dict
+
+
 Command = (Pause | Resume | Step | Stop | Save | SetSnapshotRate | SetWatchSpeed | ForceAction | ClearForced
-           | SetSetting | SetBreakpoints)
+           | SetSetting | SetBreakpoints | BranchNow)
 
 
 # ---- messages: trainer -> window ----------------------------------------------------------------------------------

@@ -212,6 +212,55 @@ class RunControl:
         if path:
             self.play_script(path)
 
+    # ---- branching (models.training.branch) ----------------------------------------------------------------
+    def branch_training(self, changes: dict) -> None:
+        """Branch the running training at its next round, with `changes` ({key: value}); it goes on unchanged."""
+        if self.state.mode != "train":
+            self._log("no training is running to branch; File > Branch run... branches a run directory")
+            return
+        self.client.send(P.BranchNow(dict(changes)))
+
+    def branch_run(self, source: str, changes: list[str]):
+        """Branch a run directory or checkpoint (`qmix-workbench branch`); the branch's directory, or None."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtWidgets import QApplication
+
+        from models.training.branch import branch
+
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            return branch(source, changes, log=self._log)
+        except (ValueError, OSError) as e:  # ConfigError, CheckpointError, RunDirError are ValueErrors
+            self._log(f"not branched: {e}")
+            return None
+        finally:
+            QApplication.restoreOverrideCursor()
+
+    def ask_branch(self):
+        from PySide6.QtWidgets import QInputDialog
+
+        from models.config import parse_override
+
+        training = self.state.mode == "train"
+        source = None
+        if not training:
+            source = QFileDialog.getExistingDirectory(self, "Branch which run directory?", self.runs_dir)
+            if not source:
+                return
+        text, ok = QInputDialog.getText(self, "Branch", "settings to change (section.key=value, space-separated), "
+                                                        "e.g. algo.res_lambda=0.1 learner.lr=0.0005:")
+        if not ok or not text.strip():
+            return
+        try:
+            changes = [parse_override(t) for t in text.split()]
+        except ValueError as e:
+            self._log(f"not branched: {e}")
+            return
+        if training:
+            self.branch_training(dict(changes))
+        else:
+            self.branch_run(source, text.split())
+
     def change_live(self, key: str, value) -> None:
         """Change a setting of the running training (applied at its next round; the curves mark it)."""
         if self.state.mode != "train":

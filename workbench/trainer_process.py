@@ -32,6 +32,7 @@ class ProcessCallbacks:
         self.last_snap = 0.0
         self.save_fn = None
         self.set_fn = None  # a training's live settings (Trainer.set); None while watching
+        self.branch_fn = None  # Trainer.branch_now
         self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
         self.detector = None
         self.dropped = 0
@@ -51,6 +52,7 @@ class ProcessCallbacks:
     def on_start(self, info):
         self.save_fn = info.pop("save", None)
         self.set_fn = info.pop("set", None)
+        self.branch_fn = info.pop("branch", None)
         self.send(P.Started(mode=info.get("mode", "train"), config=info.get("config") or {},
                             env_info=info.get("env_info") or {}, algorithm=info.get("algorithm", ""),
                             t_env=int(info.get("t_env") or 0), run_dir=str(info.get("run_dir") or ""),
@@ -130,6 +132,17 @@ class ProcessCallbacks:
                     self.send(P.Warning(f"breakpoint {bad[0]!r}: expected one of {', '.join(BREAK_KINDS)}"))
                     return
                 self.breakpoints = tuple(kinds)
+            case P.BranchNow(changes=changes):
+                if self.branch_fn is None:
+                    self.send(P.Warning("only a training can be branched; File > Branch run... branches a run "
+                                        "directory or a checkpoint"))
+                    return
+                from models.config import ConfigError
+
+                try:
+                    self.branch_fn(changes)
+                except ConfigError as e:
+                    self.send(P.Warning(f"not branched: {e}"))
             case P.SetSetting(key=key, value=value):
                 if self.set_fn is None:
                     self.send(P.Warning("only a training changes its settings live"))

@@ -21,6 +21,23 @@ from . import live
 BRANCH_FILE = "branch.json"
 
 
+def check_changes(cfg, changes: dict) -> None:
+    """Refuse, before anything is written, a branch that changes nothing or a key a checkpoint cannot take."""
+    from ..config import flatten, from_dict
+
+    if not changes:
+        raise ConfigError("a branch changes at least one setting (--set section.key=value)")
+    flat = flatten(cfg.to_dict())
+    for key, value in changes.items():
+        if key not in flat:
+            raise ConfigError(f"{key}: not a setting")
+        why = live.locked_reason(key)
+        if key not in live.LIVE_KEYS and why is not None and not key.startswith("run."):
+            raise ConfigError(f"{key} cannot change in a branch: {why}")
+        section, _, name = key.partition(".")
+        from_dict({section: {name: value}}, cfg)
+
+
 def branch(source: str | Path, changes: list[str], out: str | Path | None = None, log=print) -> Path:
     """Make the branch (a run directory that `train --resume` continues); its path."""
     from .train import Trainer

@@ -122,6 +122,7 @@ class Trainer:
         self.start_cfg = cfg
         self.events: list[live.LiveEvent] = []
         self._pending: list[tuple[str, object, str, int]] = []  # changes asked for, applied at the next round
+        self._branch_requests: list[dict] = []  # branches asked for (branch_now), made at the next round
         self.eps_anchor: tuple[int, float] | None = None  # (env step, epsilon) the schedule restarted from
         run_dir = Path(run_dir).expanduser().resolve()  # created once every check below has passed
         R = cfg.run
@@ -351,8 +352,16 @@ class Trainer:
         live.changed(self.cfg, key, value)
         self._pending.append((key, value, source, -1))
 
+    def branch_now(self, changes: dict) -> None:
+        """Branch this training at the next round boundary (`models.training.branch`): a checkpoint is written
+        then and the branch made from it; this run goes on unchanged. The changes are checked now."""
+        from .branch import check_changes
+
+        check_changes(self.cfg, changes)
+        self._branch_requests.append(dict(changes))
+
     def _apply_pending(self) -> None:
-        branches = []
+        branches, self._branch_requests = self._branch_requests, []
         while self._script_i < len(self.script) and self.script[self._script_i].at <= self.t_env:
             st = self.script[self._script_i]
             self._script_i += 1
@@ -599,7 +608,8 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
                  "env_info": tr.env.get_env_info(), "t_env": tr.t_env, "algorithm": tr.cfg.algorithm_name,
                  "learner_pid": tr.host.proc.pid if isinstance(tr.host, LearnerProcess) else None,
                  "save": tr.save,  # `save()` writes a checkpoint now, e.g. from on_step
-                 "set": tr.set})  # a live change, applied at the next round
+                 "set": tr.set,  # a live change, applied at the next round
+                 "branch": tr.branch_now})  # a branch of the training as it stands at the next round
     last = None
     try:
         with GracefulStop(log) as sig:
