@@ -400,3 +400,17 @@ def test_branching_the_running_training_from_the_window(qtbot, window, tmp_path)
     assert "no training is running to branch" in w.state.messages[-1]
     assert w.branch_run(str(branches[0]), ["algo.mixing_embed=8"]) is None
     assert any("not branched" in m and "does not fit" in m for m in w.state.messages)
+
+
+def test_break_on_the_td_error_pauses_the_training_after_that_update(qtbot, window):
+    w = window
+    w.set_breakpoints([], td_error_above=0.0)  # any update
+    _start(qtbot, w)
+    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: mean |TD error|" in m for m in w.state.messages),
+                    timeout=WAIT)
+    assert w.td_break_action.isChecked()
+    t = w.state.t_env
+    qtbot.wait(1000)
+    assert w.state.t_env == t  # paused: no more rounds
+    w.set_breakpoints([])
+    assert not w.td_break_action.isChecked() and w.td_break is None

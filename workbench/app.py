@@ -178,14 +178,39 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
                          "first happens (the Replay timeline's markers)")
             a.toggled.connect(lambda _=False: self._send_breakpoints())
             self.break_actions[kind] = a
+        b.addSeparator()
+        self.td_break_action = a = b.addAction("TD error above\u2026")
+        a.setCheckable(True)
+        a.setToolTip("pause a training after an update whose mean |TD error| is above a value you give")
+        a.toggled.connect(self._ask_td_break)
+        self.td_break: float | None = None
         self.break_menu = b
 
-    def set_breakpoints(self, kinds) -> None:
-        """Pause on these events (`models.core.events.BREAK_KINDS`), in whatever mode runs now and after."""
-        for kind, a in self.break_actions.items():
+    def _ask_td_break(self, on: bool) -> None:
+        if on:
+            from PySide6.QtWidgets import QInputDialog
+
+            v, ok = QInputDialog.getDouble(self, "Break on the TD error", "pause after an update whose mean |TD "
+                                           "error| is above:", self.td_break or 1.0, 0.0, 1e9, 3)
+            if not ok:
+                self.td_break_action.blockSignals(True)
+                self.td_break_action.setChecked(False)
+                self.td_break_action.blockSignals(False)
+                return
+            self.td_break = v
+        else:
+            self.td_break = None
+        self._send_breakpoints()
+
+    def set_breakpoints(self, kinds, td_error_above: float | None = None) -> None:
+        """Pause on these events (`models.core.events.BREAK_KINDS`), in whatever mode runs now and after; a
+        training also after an update whose mean |TD error| is above `td_error_above`."""
+        for a, on in [*((a, kind in kinds) for kind, a in self.break_actions.items()),
+                      (self.td_break_action, td_error_above is not None)]:
             a.blockSignals(True)
-            a.setChecked(kind in kinds)
+            a.setChecked(on)
             a.blockSignals(False)
+        self.td_break = td_error_above
         self._send_breakpoints()
 
     @property
@@ -194,7 +219,7 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
 
     def _send_breakpoints(self) -> None:
         if self.state.mode in ("train", "watch"):
-            self.client.send(P.SetBreakpoints(self.breakpoints))
+            self.client.send(P.SetBreakpoints(self.breakpoints, self.td_break))
         if self.state.replay is not None:
             self.state.replay.breakpoints = self.breakpoints
 
@@ -208,7 +233,7 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         st.ingest(msgs)
         if any(isinstance(m, P.Started) for m in msgs):
             self._configure_panels()
-            if self.breakpoints:  # a new trainer process starts without them
+            if self.breakpoints or self.td_break is not None:  # a new trainer process starts without them
                 self._send_breakpoints()
         st.ingest_snapshot(snap)
         if code is not None:

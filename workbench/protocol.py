@@ -72,8 +72,10 @@ class SetSetting:
 
 @dataclass(frozen=True)
 class SetBreakpoints:
-    """Pause when environment 0 shows one of these events (`models.core.events.BREAK_KINDS`); () clears them."""
+    """Pause when environment 0 shows one of these events (`models.core.events.BREAK_KINDS`); () clears them.
+    `td_error_above`: a training also pauses after an update whose mean |TD error| is above it."""
     kinds: tuple = ()
+    td_error_above: float | None = None
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class ProcessCallbacks:
         self.set_fn = None  # a training's live settings (Trainer.set); None while watching
         self.branch_fn = None  # Trainer.branch_now
         self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
+        self.td_break: float | None = None  # pause after an update with a larger mean |TD error|
         self.detector = None
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
@@ -63,6 +64,11 @@ class ProcessCallbacks:
         self.send(P.EpisodeEnded(m))
 
     def on_update(self, m):
+        if self.td_break is not None and not self.paused and m.get("td_error", 0.0) > self.td_break:
+            self.paused = True  # the next step waits (on_step)
+            self.send(P.PausedChanged(True))
+            self.send(P.Info(f"breakpoint: mean |TD error| {m['td_error']:.3g} > {self.td_break:g} at update "
+                             f"{m.get('updates', 0):,} ({m.get('t_env', 0):,} env steps)"))
         self.send(P.UpdateDone(m))
 
     def on_eval(self, m):
@@ -124,7 +130,8 @@ class ProcessCallbacks:
                     self._snapshot(ctx, self._apply_forced(ctx.actions))
             case P.ClearForced():
                 self.forced.clear()
-            case P.SetBreakpoints(kinds=kinds):
+            case P.SetBreakpoints(kinds=kinds, td_error_above=td):
+                self.td_break = td
                 from models.core.events import BREAK_KINDS
 
                 bad = [k for k in kinds if k not in BREAK_KINDS]

@@ -15,6 +15,8 @@ BREAK_KINDS = {
     "shields down": lambda label: label.endswith("shields down"),
     "agent dies": lambda label: label.endswith(" dies"),
     "enemy on the plateau": lambda label: label == "first enemy on the plateau",
+    "win": lambda label: label == "battle won (every enemy dead)",
+    "loss": lambda label: label == "battle lost (every agent dead)",
 }
 
 
@@ -41,6 +43,7 @@ class EventDetector:
         self.dead = np.zeros(n, bool)
         self.start_high = None
         self.enemy_up = False
+        self.ended = False
         if self.height is not None:
             h, alive = self._enemy_heights(first)
             self.start_high = float(h[alive].max()) if alive.any() else None
@@ -71,4 +74,12 @@ class EventDetector:
             if ((h > self.start_high + 1e-6) & up).any():
                 self.enemy_up = True
                 out.append("first enemy on the plateau")
+        if not self.ended:  # (a time-out shows in no state: it is not one of these)
+            enemies = np.asarray(s["alive"][n:]).astype(bool)
+            if len(enemies) and not enemies.any():
+                self.ended = True
+                out.append("battle won (every enemy dead)")
+            elif not alive.any():
+                self.ended = True
+                out.append("battle lost (every agent dead)")
         return out
