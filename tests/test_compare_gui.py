@@ -231,3 +231,28 @@ def test_follows_runs_that_are_still_training(qtbot, sweep_dir, tmp_path):
     assert sum(len(g.runs) for g in w.comparison.groups) == 4
     w.follow.setChecked(False)
     assert not w.follow_timer.isActive()
+
+
+def test_a_branch_and_its_parent_overlaid_with_the_branch_point_marked(qtbot, sweep_dir, tmp_path):
+    """A branch of a two-step run (learning rate changed at its latest checkpoint): two groups, the branch's curve
+    starting at its branch point, a dashed line there in its colour; on the wall-time axis no line."""
+    import shutil
+
+    from models.training.branch import branch
+
+    parent = tmp_path / "parent"
+    shutil.copytree(sweep_dir / "qmix_twostep_s0", parent)
+    b = branch(parent, ["learner.lr=0.0002"], out=tmp_path / "b", log=lambda *a: None)
+    from models.training.train import Trainer
+
+    tr = Trainer(None, resume=b, overrides=["run.t_max=1200"], log=lambda *a: None)
+    while tr.t_env < 1200:
+        tr.round()
+    tr.close()
+    w = _window(qtbot, [parent, b])
+    c = w.comparison
+    assert len(c.groups) == 2 and any("lr=0.0002" in g.label for g in c.groups)
+    t_branch = next(g for g in c.groups if "0.0002" in g.label).runs[0].events[0].t_env
+    assert [line.value() for line in w.event_lines] == [t_branch]
+    w.axis_choice.setCurrentIndex(1)  # training wall time: a branch point is an env step
+    assert w.event_lines == []

@@ -62,6 +62,7 @@ class RunCurve:
     evals: np.ndarray | None = None
     absolute: float = math.nan  # the absolute metric: the best checkpoint re-evaluated (absolute_eval.json)
     absolute_episodes: int | None = None
+    events: list = field(default_factory=list)  # its live changes (models.training.live.LiveEvent), oldest first
 
     def at(self, t: float, x: str = "t_env") -> float:
         """The metric at env steps (or wall seconds) `t`, linearly interpolated; nan outside the run."""
@@ -234,7 +235,8 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         raise CompareError(f"{d}: no config.toml; expected a run directory") from None
     except tomllib.TOMLDecodeError as e:
         raise CompareError(f"{d / 'config.toml'}: not valid TOML: {e}") from None
-    for ev in read_events(d):  # changed live (or at a branch point): grouped by the settings the run ended with
+    events = read_events(d)
+    for ev in events:  # changed live (or at a branch point): grouped by the settings the run ended with
         config[ev.key] = ev.new
     sc = _scan(metrics.path_of(d), metric)
     evals, episodes, t_last, wall_max = sc.evals, sc.episodes, sc.t_last, sc.wall_max
@@ -255,7 +257,7 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
         return RunCurve(run_dir=d, seed=seed, config=config, t_env=pts[:, 0], wall_s=pts[:, 1], value=pts[:, 2],
                         win_rate=np.full(len(pts), math.nan), final=float(pts[-1, 2]) if len(pts) else math.nan,
                         final_episodes=None, steps_per_s=steps_per_s,
-                        evals=np.column_stack([ts, cols[:, 0], cols[:, 2]]))
+                        evals=np.column_stack([ts, cols[:, 0], cols[:, 2]]), events=events)
     keep = [t for t in sorted(evals) if not math.isnan(evals[t][1])]  # eval rows that have the metric
     ts = np.array(keep, dtype=float)
     cols = np.array([evals[t] for t in keep], dtype=float).reshape(-1, 3)
@@ -266,7 +268,8 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     absolute = _end_eval(d / "absolute_eval.json", metric, sc.t_last, key="run_t_env")
     return RunCurve(run_dir=d, seed=seed, config=config, t_env=ts, wall_s=cols[:, 0], value=cols[:, 1],
                     win_rate=cols[:, 2], final=final, final_episodes=final_episodes, steps_per_s=steps_per_s,
-                    absolute=absolute[0] if absolute else math.nan, absolute_episodes=absolute[1] if absolute else None)
+                    absolute=absolute[0] if absolute else math.nan, absolute_episodes=absolute[1] if absolute else None,
+                    events=events)
 
 
 def _end_eval(path: Path, metric: str, t_last: int, key: str = "t_env") -> tuple[float, int] | None:

@@ -305,10 +305,29 @@ class CompareWindow(QMainWindow):
         self.plot.setTitle(f"{what}: {'IQM' if c.stat == 'iqm' else c.stat} and {band} over seeds", size="10pt")
         self.plot.setLabel("left", what)
         self.plot.setLabel("bottom", xlabel, units=units)
+        self._show_events(c, attr == "by_steps")
         self.plot.enableAutoRange(x=True, y=not rate)
         if rate:  # a rate: always the whole of [0, 1]
             self.plot.setYRange(-0.02, 1.02, padding=0)
         self._show_table(c)
+
+    def _show_events(self, c: Comparison, on_steps: bool) -> None:
+        """Each group's live changes (and branch points) as dashed lines in its colour, on the env-step axis."""
+        for line in getattr(self, "event_lines", []):
+            self.plot.removeItem(line)
+        self.event_lines = []
+        if not on_steps:
+            return
+        for i, g in enumerate(c.groups):
+            seen = {(e.t_env, e.key, repr(e.new)): e for r in g.runs for e in r.events}
+            for (t, key, _), e in sorted(seen.items()):
+                line = pg.InfiniteLine(pos=t, angle=90, movable=False,
+                                       pen=pg.mkPen(group_colour(i), width=1, style=Qt.PenStyle.DashLine),
+                                       label=f"{key.rpartition('.')[2]}={e.new}",
+                                       labelOpts={"position": 0.95, "color": group_colour(i)})
+                line.setToolTip(f"{g.label}: {key} {e.old} -> {e.new} at {t:,} env steps ({e.source})")
+                self.plot.addItem(line)
+                self.event_lines.append(line)
 
     def _rebuild(self, names: list[str]) -> None:
         """New items for a new set of groups (the sources changed); an option change reuses them."""
