@@ -414,3 +414,22 @@ def test_break_on_the_td_error_pauses_the_training_after_that_update(qtbot, wind
     assert w.state.t_env == t  # paused: no more rounds
     w.set_breakpoints([])
     assert not w.td_break_action.isChecked() and w.td_break is None
+
+
+def test_a_training_paused_by_a_breakpoint_saves_the_episode_so_far_for_replay(qtbot, window, tmp_path):
+    from models.files.episode_file import load_episode
+
+    w = window
+    w.set_breakpoints(["first damage"])
+    _start(qtbot, w, [f'run.runs_dir="{tmp_path}"'])
+    qtbot.waitUntil(lambda: w.state.paused and any("break_t" in p for p in w.state.recorded_episodes), timeout=WAIT)
+    assert any("breakpoint: an agent first damaged" in m for m in w.state.messages)
+    path = w.state.recorded_episodes[-1]
+    assert "break_t" in path  # the newest
+    step = w.state.snapshot["t"]
+    ep = load_episode(path)
+    assert ep.length == step  # every step up to the state it paused in
+    assert any(label == "an agent first damaged" and k == step for k, label in ep.markers())
+    w.stop()
+    qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
+    assert w.open_episode(path) and w.state.replay.length == step

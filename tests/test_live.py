@@ -219,3 +219,16 @@ def test_an_experiment_script_sets_branches_and_breaks_at_its_env_steps(tmp_path
                 str(tmp_path / "never")]) == 2
     assert "step 1: algo.mixing_embed cannot change" in capsys.readouterr().err
     assert not (tmp_path / "never").exists()
+
+
+def test_a_duck_typed_callback_like_the_cli_progress_bar_takes_live_changes(tmp_path):
+    from workbench.cli import ProgressBar
+    import io
+
+    bar = ProgressBar(stream=io.StringIO())
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", callbacks=bar, **QUIET)
+    tr.round()
+    tr.set("learner.lr", 0.0005)
+    tr.round()  # the hooks it lacks (on_live_change, wants_episode, ...) are the defaults
+    assert tr.cfg.learner.lr == 0.0005 and len(tr.events) == 1
+    tr.close()

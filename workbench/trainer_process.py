@@ -33,6 +33,7 @@ class ProcessCallbacks:
         self.save_fn = None
         self.set_fn = None  # a training's live settings (Trainer.set); None while watching
         self.branch_fn = None  # Trainer.branch_now
+        self.save_episode_fn = None  # Trainer.save_episode_so_far (a training's; a watch records every episode)
         self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
         self.td_break: float | None = None  # pause after an update with a larger mean |TD error|
         self.detector = None
@@ -54,6 +55,7 @@ class ProcessCallbacks:
         self.save_fn = info.pop("save", None)
         self.set_fn = info.pop("set", None)
         self.branch_fn = info.pop("branch", None)
+        self.save_episode_fn = info.pop("save_episode", None)
         self.send(P.Started(mode=info.get("mode", "train"), config=info.get("config") or {},
                             env_info=info.get("env_info") or {}, algorithm=info.get("algorithm", ""),
                             t_env=int(info.get("t_env") or 0), run_dir=str(info.get("run_dir") or ""),
@@ -92,6 +94,9 @@ class ProcessCallbacks:
     def should_stop(self):
         self._poll()
         return self.stop
+
+    def wants_episode(self):
+        return bool(self.breakpoints)  # a breakpoint in a training saves env 0's episode so far
 
     def wants_steps(self):
         return True
@@ -240,6 +245,14 @@ class ProcessCallbacks:
             self.send(P.PausedChanged(True))
             self.send(P.Info(f"breakpoint: {', '.join(hit)} (env 0, episode step {ctx.t}, "
                              f"{ctx.t_env:,} env steps)"))
+            if self.save_episode_fn is not None:  # training: the episode so far, to open in Replay and fork
+                try:
+                    path = self.save_episode_fn()
+                except OSError as e:
+                    self.send(P.Warning(f"could not save the episode at the breakpoint: {e}"))
+                else:
+                    if path:
+                        self.send(P.Info(f"the episode so far is in {path} (File > Open last recorded episode)"))
 
     def _snapshot(self, ctx, actions):
         world = ctx.world

@@ -23,6 +23,11 @@ class Callbacks:
     def on_script_break(self, kinds: list) -> None: ...  # an experiment script's break_on step
     def on_end(self, summary: dict) -> None: ...
 
+    def wants_episode(self) -> bool:
+        """True to have environment 0's episode recorded every round (`Trainer.save_episode_so_far` can then
+        write it at any step: a breakpoint's)."""
+        return False
+
     def wants_steps(self) -> bool:
         """True to get `on_step` every env step (snapshots, pausing, forced actions)."""
         return False
@@ -33,6 +38,19 @@ class Callbacks:
 
     def should_stop(self) -> bool:
         return False
+
+
+def complete(cb) -> Callbacks:
+    """`cb` with every hook it lacks taken from `Callbacks` (a duck-typed one, like the CLI's progress bar, need not
+    subclass it, nor learn of hooks added later)."""
+    if cb is None:
+        return Callbacks()
+    if not isinstance(cb, Callbacks):
+        base = Callbacks()
+        for name in dir(Callbacks):
+            if not name.startswith("_") and not hasattr(cb, name):
+                setattr(cb, name, getattr(base, name))
+    return cb
 
 
 class StopRequested(Exception):

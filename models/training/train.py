@@ -38,7 +38,7 @@ from .script import load_script
 from ..files.atomic import remove_stale_temps
 from ..files.rundir import RunDir
 from ..files.episode_file import EpisodeRecorder
-from .callbacks import Callbacks, StepContext, StopRequested
+from .callbacks import Callbacks, StepContext, StopRequested, complete
 from .learner_host import InlineLearner, LearnerProcess, RoundResult
 from .resources import check_memory
 
@@ -87,7 +87,7 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: str | Path | None = None, resume: str | Path | None = None,
                  callbacks: Callbacks | None = None, log=print, overwrite: bool = False,
                  overrides: list[str] | None = None):
-        self.cb = callbacks or Callbacks()
+        self.cb = complete(callbacks)
         self.log = log
         ckpt = None
         clear_first = False  # --overwrite: the run already in run_dir goes, once every check has passed
@@ -438,7 +438,7 @@ class Trainer:
         if watched and self.runner.tracer is None:
             self.runner.tracer = EpisodeTrace(self.probe, cfg.learner.gamma)
         t_before = self.t_env
-        self.runner.recorder = self._recorder if self._record_due(t_before) else None
+        self.runner.recorder = self._recorder if (self._record_due(t_before) or self.cb.wants_episode()) else None
         eps_env = env_epsilons(eps, self.env.num_envs, cfg.run.epsilon_spread)
         batch = self.runner.run(eps_env if cfg.run.epsilon_spread > 0 else eps, self.rng)
         if self.runner.recorder is not None:  # before an inline learner changes the weights that played it
@@ -489,6 +489,24 @@ class Trainer:
         if self._next_record is None and R.record_interval > 0:
             self._next_record = -(-t // R.record_interval) * R.record_interval
         return (R.record_interval > 0 and t >= self._next_record) or (R.record_first_win and not self._first_win)
+
+    def save_episode_so_far(self) -> str | None:
+        """Write environment 0's episode up to the state it is in now (the round's recording must be on:
+        `Callbacks.wants_episode`), for Replay and forks; its path, or None when nothing is recorded."""
+        from ..files.episode_file import embed_weights, episode_header
+
+        rec = self._recorder
+        if self.runner.recorder is None or not getattr(rec, "steps", {}).get("actions"):
+            return None
+        k = len(rec.steps["actions"])
+        hdr = episode_header(self.cfg, "train", checkpoint=None, t_env=self.t_env, epsilon=self.epsilon(),
+                             seed=self.cfg.run.seed, episode_index=self.episodes, algorithm=self.cfg.algorithm_name,
+                             dims=self.fingerprint)
+        ep = rec.finish(self.probe, hdr)  # the recorder goes on recording the episode
+        embed_weights(ep, self.agent, self.mixer)
+        path = ep.save(RunDir(self.run_dir).episodes / f"break_t{self.t_env:010d}_step{k:03d}.npz")
+        self.cb.on_recorded(str(path))
+        return str(path)
 
     def _keep_recording(self, batch, t_before: int, eps: float) -> None:
         """Keep environment 0's episode when an interval is due or it is the run's first win (env 0 is recorded
@@ -609,7 +627,8 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
                  "learner_pid": tr.host.proc.pid if isinstance(tr.host, LearnerProcess) else None,
                  "save": tr.save,  # `save()` writes a checkpoint now, e.g. from on_step
                  "set": tr.set,  # a live change, applied at the next round
-                 "branch": tr.branch_now})  # a branch of the training as it stands at the next round
+                 "branch": tr.branch_now,  # a branch of the training as it stands at the next round
+                 "save_episode": tr.save_episode_so_far})  # env 0's episode so far (a breakpoint's)
     last = None
     try:
         with GracefulStop(log) as sig:
