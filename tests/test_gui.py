@@ -426,9 +426,10 @@ def test_a_training_paused_by_a_breakpoint_saves_the_episode_so_far_for_replay(q
     assert any("breakpoint: an agent first damaged" in m for m in w.state.messages)
     path = w.state.recorded_episodes[-1]
     assert "break_t" in path  # the newest
-    step = w.state.snapshot["t"]
     ep = load_episode(path)
-    assert ep.length == step  # every step up to the state it paused in
+    step = ep.length  # every step up to the state it paused in: the paused snapshot's
+    qtbot.waitUntil(lambda: w.state.snapshot["t"] == step, timeout=10_000)  # (snapshots are latest-wins)
+    assert path.endswith(f"_step{step:03d}.npz")
     assert any(label == "an agent first damaged" and k == step for k, label in ep.markers())
     w.stop()
     qtbot.waitUntil(lambda: w.state.mode == "idle", timeout=WAIT)
