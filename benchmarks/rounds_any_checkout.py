@@ -1,5 +1,5 @@
-"""N inline training rounds of the 2c QMIX preset (same seed, same epsilon schedule) in the checkout given first
-sys.path[0]: the same work before and after issue 19's re-rooming."""
+"""N inline training rounds of the 2c QMIX preset (same seed, same epsilon schedule) in the checkout given first:
+the same work before and after issue 19's re-rooming. Usage: python benchmarks/rounds_any_checkout.py CHECKOUT N"""
 import sys
 import tempfile
 import time
