@@ -232,3 +232,20 @@ def test_a_duck_typed_callback_like_the_cli_progress_bar_takes_live_changes(tmp_
     tr.round()  # the hooks it lacks (on_live_change, wants_episode, ...) are the defaults
     assert tr.cfg.learner.lr == 0.0005 and len(tr.events) == 1
     tr.close()
+
+
+def test_a_branch_that_cannot_be_made_is_said_and_the_training_goes_on(tmp_path):
+    logs = []
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", log=logs.append)
+    tr.round()
+    tr.branch_now({"learner.lr": 0.0002})
+    tr.branch_now({"learner.lr": 0.0002})  # the same branch again at the same step: its directory holds a run
+    tr.round()
+    assert any("branched" in m for m in logs) and any("warning: no branch made" in m and "already holds a run" in m
+                                                      for m in logs)
+    tr.round()  # the training went on
+    tr.close()
+    s = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "s", **QUIET)
+    with pytest.raises(ConfigError, match="algo.mixer cannot change in a branch"):
+        s.branch_now({"algo.mixer": "vdn"})
+    s.close()

@@ -391,8 +391,11 @@ class Trainer:
             from .branch import branch
 
             ck = self.save(with_buffer=True)
-            branch(RunDir(self.run_dir).latest, [f"{k}={json.dumps(v)}" for k, v in changes.items()], log=self.log)
-            self.log(f"experiment script: branched at {self.t_env:,} env steps (from {ck})")
+            try:
+                branch(RunDir(self.run_dir).latest, [f"{k}={json.dumps(v)}" for k, v in changes.items()],
+                       log=self.log)
+            except (ValueError, OSError) as e:  # a branch that cannot be made never stops this training
+                self.log(f"warning: no branch made at {self.t_env:,} env steps (from {ck}): {e}")
 
     def _apply_change(self, ev: "live.LiveEvent", replay: bool = False) -> None:
         new_cfg, _ = live.changed(self.cfg, ev.key, ev.new)
