@@ -336,11 +336,15 @@ def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playba
     w.controls.watch_speed.setValue(1000)
     assert w.watch_policy("iql")
     qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: agent" in m for m in w.state.messages), timeout=WAIT)
-    qtbot.waitUntil(lambda: w.state.snapshot is not None and not all(w.state.snapshot["world"]["alive"][:2]),
-                    timeout=10_000)
+    import re
+
+    said = next(m for m in w.state.messages if m.startswith("breakpoint: agent"))
+    step = int(re.search(r"episode step (\d+)", said).group(1))
+    # the paused state's snapshot (snapshots are latest-wins: an older one may be shown first)
+    qtbot.waitUntil(lambda: w.state.snapshot is not None and w.state.snapshot["t"] == step, timeout=10_000)
     snap = w.state.snapshot
     n_dead = int((~np.asarray(snap["world"]["alive"][:2], bool)).sum())
-    assert n_dead >= 1 and f"episode step {snap['t']}" in next(m for m in w.state.messages if "breakpoint" in m)
+    assert n_dead >= 1
     drawn = w.arena.frames_drawn
     w._show_snapshot()  # the arena draws this state: the dead colossus is not among the living
     assert w.arena.frames_drawn > drawn
