@@ -93,8 +93,16 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             for _, _, p in self.curves.values():
                 p.setLabel("bottom", "" if narrow else "env steps", units="steps")
                 p._xticks_for = None  # narrow: two ticks inside, set with the range (labels 0.5M apart ran together)
-                if not narrow:
+                if narrow:
+                    self._set_inner_ticks(p, max(float(p.viewRange()[0][1]), 1.0))  # before any data too
+                else:
                     p.getAxis("bottom").setTicks(None)
+
+    @staticmethod
+    def _set_inner_ticks(p, hi: float) -> None:
+        p._xticks_for = hi
+        scale = pg.siScale(hi)[0]  # the axis label's SI prefix is chosen from the same range
+        p.getAxis("bottom").setTicks([[(v, f"{v * scale:g}") for v in _inner_ticks(hi)]])
 
     def _show_live_events(self, events) -> None:
         """A labelled vertical line on every plot at each live change (a new run clears them)."""
@@ -145,9 +153,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             hi = x_extent(max(float(x[-1]) for x, _ in xys if len(x)) if any(len(x) for x, _ in xys) else 0.0)
             set_view_range(p, "x", 0.0, hi, padding=0.01)
             if self._narrow and getattr(p, "_xticks_for", None) != hi:
-                p._xticks_for = hi
-                scale = pg.siScale(hi)[0]  # the axis label's SI prefix is chosen from the same range
-                p.getAxis("bottom").setTicks([[(v, f"{v * scale:g}") for v in _inner_ticks(hi)]])
+                self._set_inner_ticks(p, hi)
             if p._levels is not None:
                 set_y_range(p, p._levels, *(y for _, y in xys))
         self.points = total
