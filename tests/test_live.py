@@ -118,6 +118,8 @@ def test_cli_set_reaches_a_running_training_once(tmp_path, capsys):
     assert cli(["set", str(tmp_path / "r"), "learner.lr=0.0004", "run.test_interval=5000"]) == 0
     out = capsys.readouterr().out
     assert "learner.lr = 0.0004" in out and "next round" in out
+    assert cli(["set", str(tmp_path / "r"), "--list"]) == 0 and "learner.lr" in capsys.readouterr().out
+    assert cli(["set", str(tmp_path / "r")]) == 2 and "at least one SECTION.KEY=VALUE" in capsys.readouterr().err
     assert cli(["set", str(tmp_path / "r"), "algo.agent_hidden=8"]) == 2
     assert "algo.agent_hidden cannot change while the run trains" in capsys.readouterr().err
     tr.round()

@@ -96,8 +96,9 @@ def main(argv=None) -> int:
                                     "trial or the app's. Each applied change is an event in the run's events.csv "
                                     "and its checkpoints; a stopped run applies it when resumed.")
     st.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
-    st.add_argument("changes", nargs="+", metavar="SECTION.KEY=VALUE",
-                    help="e.g. learner.lr=0.0005 run.epsilon_start=0.5 (`set RUN --list` shows what may change)")
+    st.add_argument("changes", nargs="*", metavar="SECTION.KEY=VALUE",
+                    help="e.g. learner.lr=0.0005 run.epsilon_start=0.5 (--list shows what may change)")
+    st.add_argument("--list", action="store_true", help="list the settings that may change while a run trains")
     br = sub.add_parser("branch", help="branch a run from one of its checkpoints with settings changed",
                         description="Makes a new run directory that goes on from a checkpoint (weights, optimizer, "
                                     "random streams and the replay buffer when the file holds one: a run's "
@@ -156,10 +157,12 @@ def _set(args) -> int:
     from models.errors import RunDirError
     from models.training import live
 
-    if args.changes == ["--list"]:
+    if args.list:
         for key, what in live.LIVE_KEYS.items():
             print(f"{key:34s} {what}")
         return 0
+    if not args.changes:
+        raise ValueError("set needs at least one SECTION.KEY=VALUE (or --list)")
     changes = [parse_override(c) for c in args.changes]  # every one parsed before any is asked for
     d = Path(args.run_dir)
     for key, value in changes:
