@@ -37,6 +37,7 @@ class ProcessCallbacks:
         self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
         self.td_break: float | None = None  # pause after an update with a larger mean |TD error|
         self.detector = None
+        self._world_snap = None  # env 0's battle arrays at this step, once copied
         self.dropped = 0
         self.prev_actions = None  # env 0's joint action of the previous step (what was executed)
         self.last_poll = 0.0
@@ -193,6 +194,7 @@ class ProcessCallbacks:
     def on_step(self, ctx):
         from models.training.callbacks import StopRequested
 
+        self._world_snap = None  # a new state
         now = time.monotonic()
         if now - self.last_poll >= 0.01:  # a queue poll costs more than a step of bookkeeping
             self.last_poll = now
@@ -232,7 +234,7 @@ class ProcessCallbacks:
         world = ctx.world
         if world is None or (ctx.trace is not None and ctx.trace.done):
             return
-        snap = world.snapshot(0)
+        snap = self._world_snapshot(ctx)
         state = {k: snap[k] for k in ("health", "shield", "alive", "pos")}
         if ctx.t == 0 or self.detector is None:  # a new episode of env 0
             self.detector = EventDetector(int(ctx.env.n_agents), world.scenario.terrain.height)
@@ -254,12 +256,18 @@ class ProcessCallbacks:
                     if path:
                         self.send(P.Info(f"the episode so far is in {path} (File > Open last recorded episode)"))
 
+    def _world_snapshot(self, ctx):
+        """Env 0's battle arrays, copied once per step even when a breakpoint check and a snapshot both read them."""
+        if self._world_snap is None:
+            self._world_snap = ctx.world.snapshot(0)
+        return self._world_snap
+
     def _snapshot(self, ctx, actions):
         world = ctx.world
         pr = ctx.probe(0, chosen=actions[0])
         tr = ctx.trace  # env 0's episode, kept by the runner (it sees every step, the last one included)
         snap = make_snapshot(t=ctx.t, t_env=ctx.t_env, epsilon=ctx.epsilon, episode=tr.episode, paused=self.paused,
-                             probe=from_probe(pr), world=world.snapshot(0) if world is not None else None,
+                             probe=from_probe(pr), world=self._world_snapshot(ctx) if world is not None else None,
                              payoff=ctx.env.payoff_of(0) if hasattr(ctx.env, "payoff_of") else None,
                              trace=tr.current(), last_episode=tr.last, env0_done=tr.done,
                              reward=float(ctx.rec.reward[0]),

@@ -150,6 +150,7 @@ class Trainer:
             self._check_resume_fits(ckpt[0])
         self.run_dir = rundir.prepare(run_dir)
         self._lock = rundir.DirLock(self.run_dir, "run directory")  # one training per run directory
+        self.rd = RunDir(self.run_dir)
         if clear_first and rundir.holds_run(run_dir):
             rundir.clear(run_dir)
             rundir.prepare(run_dir)
@@ -181,13 +182,13 @@ class Trainer:
         self.probe = Probe(self.agent, self.mixer, cfg.algo.res_beta if cfg.algo.res else None)
         self._recorder = EpisodeRecorder(0)
         self._next_record = None  # the first multiple of record_interval at or after the (resumed) start
-        self._first_win = any(RunDir(self.run_dir).episodes.glob("*_firstwin.npz"))
+        self._first_win = any(self.rd.episodes.glob("*_firstwin.npz"))
         self.t_env = self.episodes = self.rounds = 0
         self.last_test = -10**18
         self.last_save = 0
         self.wall = 0.0
         self.last_checkpoint: str | None = None  # the newest checkpoint known good (for a divergence message)
-        gone = remove_stale_temps(RunDir(self.run_dir).checkpoints)
+        gone = remove_stale_temps(self.rd.checkpoints)
         if gone:
             self.log(f"removed {len(gone)} temp file(s) left by an interrupted save: "
                      + ", ".join(p.name for p in gone))
@@ -202,13 +203,13 @@ class Trainer:
         self._requests = live.RequestReader(self.run_dir, max((e.request for e in self.events), default=-1))
         self.script = load_script(cfg.run.script, cfg) if cfg.run.script else []
         self._script_i = int(ckpt[0].get("script_done", 0)) if ckpt is not None else 0
-        self._csv_file = open(RunDir(self.run_dir).metrics, "a", newline="")
+        self._csv_file = open(self.rd.metrics, "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, metrics.COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
             self._csv.writeheader()
         from torch.utils.tensorboard import SummaryWriter
 
-        self.tb = SummaryWriter(str(RunDir(self.run_dir).tb))
+        self.tb = SummaryWriter(str(self.rd.tb))
         self.log(describe_buffer(cfg.learner.buffer_size, dims["episode_limit"], dims["n_agents"], dims["obs_dim"],
                                  dims["state_dim"], dims["n_actions"])
                  + (" (in a learner process)" if cfg.run.learner_process else ""))
@@ -254,7 +255,7 @@ class Trainer:
         when `with_buffer`, default `run.save_buffer`; graceful stops pass True). Refuses non-finite weights.
         `path`: one file elsewhere instead (with the buffer when asked)."""
         with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
-        rd = RunDir(self.run_dir)
+        rd = self.rd
         meta = {"config": self.start_cfg.to_dict(), "events": [dataclasses.asdict(e) for e in self.events],
                 "script_done": getattr(self, "_script_i", 0),
                 "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
@@ -324,7 +325,7 @@ class Trainer:
             w = getattr(env, "world", None)
             for g, st in zip([] if w is None else w.rngs, meta[key]):
                 _set_rng_state(g, st)
-        metrics.repair(RunDir(self.run_dir).metrics, self.t_env, self.log)
+        metrics.repair(self.rd.metrics, self.t_env, self.log)
 
     def load_weights(self, path) -> dict:
         """Load only a checkpoint's networks into this run's actors (warm-starting from another run's policy);
@@ -392,7 +393,7 @@ class Trainer:
 
             ck = self.save(with_buffer=True)
             try:
-                branch(RunDir(self.run_dir).latest, [f"{k}={json.dumps(v)}" for k, v in changes.items()],
+                branch(self.rd.latest, [f"{k}={json.dumps(v)}" for k, v in changes.items()],
                        log=self.log)
             except (ValueError, OSError) as e:  # a branch that cannot be made never stops this training
                 self.log(f"warning: no branch made at {self.t_env:,} env steps (from {ck}): {e}")
@@ -507,7 +508,7 @@ class Trainer:
                              dims=self.fingerprint)
         ep = rec.finish(self.probe, hdr)  # the recorder goes on recording the episode
         embed_weights(ep, self.agent, self.mixer)
-        path = ep.save(RunDir(self.run_dir).episodes / f"break_t{self.t_env:010d}_step{k:03d}.npz")
+        path = ep.save(self.rd.episodes / f"break_t{self.t_env:010d}_step{k:03d}.npz")
         self.cb.on_recorded(str(path))
         return str(path)
 
@@ -528,7 +529,7 @@ class Trainer:
         embed_weights(ep, self.agent, self.mixer)
         name = f"train_t{t_before:010d}" + ("_firstwin" if first_win else "")
         try:
-            self.cb.on_recorded(str(ep.save(RunDir(self.run_dir).episodes / f"{name}.npz")))
+            self.cb.on_recorded(str(ep.save(self.rd.episodes / f"{name}.npz")))
         except OSError as e:  # a recording is a convenience: training goes on without it
             self.log(f"could not write the episode file {name}.npz: {e}")
         if due:
