@@ -58,6 +58,27 @@ def test_plot_ranges_snap_to_steps_and_change_rarely():
     assert [x_extent(x) for x in (0, 99, 100, 101, 790, 8_100)] == [1.0, 100.0, 125.0, 125.0, 800.0, 10_000.0]
 
 
+def test_curves_stay_readable_in_a_laptop_dock(qtbot):
+    """At 1366x768 the curves dock is ~320x210: eight plots side by side drew overlapping labels. They go to
+    two scrolling columns there, and stay all on screen in the ~470x290 dock of a 1920x1080 window."""
+    from workbench.panels.curves import CurvesPanel, CurvesScroll, _round_ticks
+
+    panel = CurvesPanel()
+    scroll = CurvesScroll(panel)
+    qtbot.addWidget(scroll)
+    scroll.show()
+    scroll.resize(320, 210)
+    qtbot.waitUntil(lambda: panel.columns == 2)
+    assert panel.rows() == 4 and panel.minimumHeight() > 210  # it scrolls
+    qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0)
+    ticks = panel.plots[0].getAxis("left")._tickLevels  # narrow: at most two labels on the y axis
+    assert ticks is not None and len(ticks[0]) <= 2
+    scroll.resize(470, 290)
+    qtbot.waitUntil(lambda: panel.columns == 4)
+    assert panel.rows() == 2 and panel.minimumHeight() <= 290
+    assert _round_ticks(0, 1) == [0.5] and _round_ticks(0, 2400) == [1000.0, 2000.0] and _round_ticks(3, 3) == []
+
+
 def test_window_opens_ready_on_2c_vs_64zg(window):
     c = window.controls
     assert c.scenario.currentText() == "2c_vs_64zg" and c.algorithm.currentText() == "QMIX"

@@ -20,8 +20,8 @@ from . import protocol as P  # noqa: E402
 from .client import TrainerClient  # noqa: E402
 from .replay_control import ReplayControl  # noqa: E402
 from .run_control import DEFAULT_POLICY, RunControl, build_config  # noqa: E402,F401
-from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, JointPanel, MixerPanel, QtotPanel,  # noqa: E402
-                     QValuesPanel, TimelinePanel)
+from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, CurvesScroll, JointPanel, MixerPanel,  # noqa: E402
+                     QtotPanel, QValuesPanel, TimelinePanel)
 from .panels.fork import ForkPanel  # noqa: E402
 from .state import WorkbenchState  # noqa: E402
 
@@ -70,7 +70,7 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         for name, w, area in (("Controls", controls_scroll, Qt.LeftDockWidgetArea),
                               ("Messages", self.log_view, Qt.LeftDockWidgetArea),
                               ("Agent Q-values", self.qvalues, Qt.BottomDockWidgetArea),
-                              ("Training curves", self.curves, Qt.BottomDockWidgetArea),
+                              ("Training curves", CurvesScroll(self.curves), Qt.BottomDockWidgetArea),
                               ("Joint-action landscape", self.joint, Qt.RightDockWidgetArea),
                               ("Mixer", self.mixer, Qt.RightDockWidgetArea),
                               ("Qtot", self.qtot, Qt.RightDockWidgetArea),

@@ -2,12 +2,12 @@
 beyond its plot items (updated in place: `setData`, `setImage` with fixed levels)."""
 from .arena import ArenaPanel
 from .controls import ControlsPanel
-from .curves import CurvesPanel
+from .curves import CurvesPanel, CurvesScroll
 from .joint import JointPanel
 from .mixer import MixerPanel
 from .qtot import QtotPanel
 from .qvalues import QValuesPanel
 from .timeline import TimelinePanel
 
-__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "JointPanel", "MixerPanel", "QtotPanel", "QValuesPanel",
+__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "CurvesScroll", "JointPanel", "MixerPanel", "QtotPanel", "QValuesPanel",
            "TimelinePanel"]

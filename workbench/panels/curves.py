@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QScrollArea
 
 from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range
 
@@ -44,6 +45,51 @@ def _inner_ticks(hi: float) -> list[float]:
     return []
 
 
+def _round_ticks(lo: float, hi: float) -> list[float]:
+    """At most two round values (1, 2 or 5 x 10^k apart) well inside [lo, hi]."""
+    span = hi - lo
+    if not np.isfinite(span) or span <= 0:
+        return []
+    margin = 0.08 * span
+    e = 10.0 ** np.floor(np.log10(span))
+    for step in (0.1 * e, 0.2 * e, 0.5 * e, e, 2 * e, 5 * e, 10 * e):
+        first = np.ceil((lo + margin) / step)
+        ticks = [k * step for k in np.arange(first, np.floor((hi - margin) / step) + 1)]
+        if len(ticks) <= 2:
+            return [0.0 if abs(v) < 1e-12 * step else float(v) for v in ticks]
+    return []
+
+
+class CurvesScroll(QScrollArea):
+    """The curves in as many columns as fit at a readable size, scrolling down when the dock is too short for
+    them all (eight plots in a laptop's 320x210 dock drew unreadable, overlapping labels)."""
+    MIN_W, MIN_H = 150, 125  # a plot's comfortable size when the plots scroll
+    FIT_W = 100  # the narrowest a plot may be to keep them all on screen without scrolling
+
+    def __init__(self, panel: "CurvesPanel", parent=None):
+        super().__init__(parent)
+        self.panel = panel
+        self.setWidget(panel)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.NoFrame)
+
+    def columns_for(self, width: int, height: int) -> int:
+        """All the plots on screen when they fit at FIT_W x MIN_H (the fewest columns that do, for the widest
+        plots); otherwise as many MIN_W-wide columns as fit, scrolling down."""
+        n = len(self.panel.plots)
+        for cols in range(1, n + 1):
+            if -(-n // cols) * self.MIN_H <= height and width / cols >= self.FIT_W:
+                return cols
+        # the width left beside a scroll bar decides, whether or not one shows: no flip-flop
+        return max(1, min(4, (width - self.verticalScrollBar().sizeHint().width()) // self.MIN_W))
+
+    def resizeEvent(self, ev):
+        self.panel.set_columns(self.columns_for(self.width(), self.height()))
+        self.panel.setMinimumHeight(self.panel.rows() * self.MIN_H)
+        super().resizeEvent(ev)
+
+
 class CurvesPanel(pg.GraphicsLayoutWidget):
     NARROW_PX = 200  # below this width per plot, "env steps (Msteps)" runs into its neighbour's: units alone
 
@@ -52,8 +98,10 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
         self.columns = columns
         self._narrow = None
         self.curves = {}
+        self.plots = []
         for k, (title, ylab, items) in enumerate(PLOTS):
             p = self.addPlot(row=k // columns, col=k % columns)
+            self.plots.append(p)
             label_plot(p, title, ylab, "env steps")
             p.getAxis("bottom").enableAutoSIPrefix(True)
             p.setLabel("bottom", "env steps", units="steps")
@@ -61,6 +109,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             p.setClipToView(True)
             p.disableAutoRange()  # ranges set below, changing rarely: each change repaints an axis
             p._levels = StableLevels()
+            p.sigYRangeChanged.connect(lambda *_, p=p: self._set_y_ticks(p))
             if title == "win rate":  # a rate: always the whole of [0, 1]
                 p.setYRange(-0.02, 1.02, padding=0)
                 p._levels = None
@@ -80,6 +129,22 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
         self.live_marks: list = []  # (plot, line) of each live change shown: a dashed vertical line on every plot
         self._fit_labels()
 
+    def set_columns(self, columns: int) -> None:
+        """Lay the plots out in `columns` columns (the rows follow)."""
+        columns = max(1, min(len(self.plots), int(columns)))
+        if columns == self.columns:
+            return
+        self.columns = columns
+        for p in self.plots:
+            self.ci.removeItem(p)
+        for k, p in enumerate(self.plots):
+            self.ci.addItem(p, row=k // columns, col=k % columns)
+        self._narrow = None
+        self._fit_labels()
+
+    def rows(self) -> int:
+        return -(-len(self.plots) // self.columns)
+
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
         self._fit_labels()
@@ -92,11 +157,20 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             self._narrow = narrow
             for _, _, p in self.curves.values():
                 p.setLabel("bottom", "" if narrow else "env steps", units="steps")
+                self._set_y_ticks(p)
                 p._xticks_for = None  # narrow: two ticks inside, set with the range (labels 0.5M apart ran together)
                 if narrow:
                     self._set_inner_ticks(p, max(float(p.viewRange()[0][1]), 1.0))  # before any data too
                 else:
                     p.getAxis("bottom").setTicks(None)
+
+    def _set_y_ticks(self, p) -> None:
+        """Narrow: two round values on the y axis (pyqtgraph draws at least four, which overlapped)."""
+        if not self._narrow:
+            p.getAxis("left").setTicks(None)
+            return
+        lo, hi = p.viewRange()[1]
+        p.getAxis("left").setTicks([[(v, f"{v:.4g}") for v in _round_ticks(lo, hi)]])
 
     @staticmethod
     def _set_inner_ticks(p, hi: float) -> None:
