@@ -245,14 +245,20 @@ def test_a_branch_and_its_parent_overlaid_with_the_branch_point_marked(qtbot, sw
     b = branch(parent, ["learner.lr=0.0002"], out=tmp_path / "b", log=lambda *a: None)
     from models.training.train import Trainer
 
-    tr = Trainer(None, resume=b, overrides=["run.t_max=1200"], log=lambda *a: None)
-    while tr.t_env < 1200:
-        tr.round()
-    tr.close()
-    w = _window(qtbot, [parent, b])
+    # a control branch: the same settings from the same point, only allowed to go further
+    ctl = branch(parent, ["run.t_max=1200"], out=tmp_path / "ctl", log=lambda *a: None)
+    for run in (b, ctl):
+        tr = Trainer(None, resume=run, overrides=["run.t_max=1200"], log=lambda *a: None)
+        while tr.t_env < 1200:
+            tr.round()
+        tr.close()
+    w = _window(qtbot, [parent, b, ctl])
     c = w.comparison
-    assert len(c.groups) == 2 and any("lr=0.0002" in g.label for g in c.groups)
+    assert len(c.groups) == 3 and any("lr=0.0002" in g.label for g in c.groups)
     t_branch = next(g for g in c.groups if "0.0002" in g.label).runs[0].events[0].t_env
-    assert [line.value() for line in w.event_lines] == [t_branch]
+    # the change's line, and the control's (its t_max is no setting: "branch"), labelled one under the other
+    assert [line.value() for line in w.event_lines] == [t_branch, t_branch]
+    assert sorted(line.label.toPlainText() for line in w.event_lines) == ["branch", "lr=0.0002"]
+    assert len({line.label.orthoPos for line in w.event_lines}) == 2
     w.axis_choice.setCurrentIndex(1)  # training wall time: a branch point is an env step
     assert w.event_lines == []

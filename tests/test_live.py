@@ -177,10 +177,18 @@ def test_branch_continues_the_parent_with_a_change_and_leaves_it_untouched(tmp_p
     lrs = [float(r["lr"]) for r in _rows(tmp_path / "b", "update")]
     assert lrs.index(0.0002) == pending and set(lrs[pending:]) == {0.0002}
     assert _tree_bytes(parent) == before  # the parent: byte for byte as it was
-    cmp = compare_runs(find_runs([parent, tmp_path / "b"]), metric="test_win_rate")
-    assert len(cmp.groups) == 2 and any("lr=0.0002" in g.label for g in cmp.groups)
+    # a branch changing nothing that groups (a control: the same settings from the same point) shares the
+    # parent's history, so it is never pooled with it as a second seed
+    assert cli(["branch", str(parent), "--set", "run.record_interval=0", "--out", str(tmp_path / "c")]) == 0
+    c = Trainer(None, resume=tmp_path / "c", overrides=["run.t_max=100000"], **QUIET)
+    for _ in range(3):
+        c.round()
+    c.close()
+    cmp = compare_runs(find_runs([parent, tmp_path / "b", tmp_path / "c"]), metric="test_win_rate")
+    assert len(cmp.groups) == 3 and all(len(g.runs) == 1 for g in cmp.groups)
     branch_group = next(g for g in cmp.groups if "0.0002" in g.label)
     assert branch_group.runs[0].t_env[0] > t_ck  # drawn from its branch point on the parent's axis
+    assert sum("(branch at " in g.label for g in cmp.groups) == 2
 
 
 def test_an_experiment_script_sets_branches_and_breaks_at_its_env_steps(tmp_path, capsys):

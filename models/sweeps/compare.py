@@ -36,6 +36,7 @@ BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "
                          "run.snapshot_hz",
                          "run.save_interval", "run.save_buffer", "run.record_interval", "run.record_first_win",
                          "run.t_max", "run.time_limit_s", "run.on_nonfinite", "run.branch_of"})
+BRANCHED_AT = "run.branched_at"  # not a setting: compare's mark of a branch (the env step it left its parent)
 BOOTSTRAP_RESAMPLES = 2000
 # the final evaluation's field (final_eval.json, written by a sweep) for a metrics.csv eval column
 FINAL_EVAL_FIELDS = {"test_win_rate": "win_rate", "test_return": "return"}
@@ -238,6 +239,9 @@ def read_run(run_dir: str | Path, metric: str = "test_win_rate") -> RunCurve:
     events = read_events(d)
     for ev in events:  # changed live (or at a branch point): grouped by the settings the run ended with
         config[ev.key] = ev.new
+    at = branch_step(config.get("run.branch_of"))
+    if at is not None:  # a branch shares its parent's history: never a seed of the parent's group
+        config[BRANCHED_AT] = at
     sc = _scan(metrics.path_of(d), metric)
     evals, episodes, t_last, wall_max = sc.evals, sc.episodes, sc.t_last, sc.wall_max
     steps_per_s = t_last / wall_max if wall_max > 0 else math.nan
@@ -326,6 +330,22 @@ def _band(runs: list[RunCurve], x: np.ndarray, axis: str, stat: str) -> Band:
     return Band(x, c, lo, hi)
 
 
+def branch_step(branch_of) -> int | None:
+    """The env step a branch left its parent at (run.branch_of = "PARENT@STEP"), to two significant digits, so
+    that branches of several seeds made at the same point (each at its own round boundary) form one group."""
+    if not branch_of or "@" not in str(branch_of):
+        return None
+    try:
+        step = int(str(branch_of).rpartition("@")[2])
+    except ValueError:
+        return None
+    return int(float(f"{step:.2g}")) if step > 0 else 0
+
+
+def _fmt_steps(n: int) -> str:
+    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k" if n >= 1000 else str(n)
+
+
 def group_key(config: dict) -> tuple:
     return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in config.items() if k not in BOOKKEEPING))
 
@@ -350,7 +370,9 @@ def _labels(configs: list[dict]) -> list[str]:
             name = f"mixer {c.get('algo.mixer')}"
         if maps_differ:
             name += f" on {c.get('env.map_name')}"
-        extra = [f"{k}={c.get(k)}" for k in differ if k not in ("algo.mixer", "algo.res", "env.map_name")]
+        extra = [f"{k}={c.get(k)}" for k in differ if k not in ("algo.mixer", "algo.res", "env.map_name", BRANCHED_AT)]
+        if c.get(BRANCHED_AT) is not None:
+            extra.append(f"(branch at {_fmt_steps(c[BRANCHED_AT])})")
         labels.append(" ".join([name, *extra]))
     seen: dict[str, int] = {}
     for i, lab in enumerate(labels):

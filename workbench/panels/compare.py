@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QVBoxLayout, QWidget)
 
 from models.files import metrics
-from models.sweeps.compare import METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
+from models.sweeps.compare import BOOKKEEPING, METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
 from models.sweeps.trial import FINAL_EVAL
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
@@ -318,14 +318,25 @@ class CompareWindow(QMainWindow):
         self.event_lines = []
         if not on_steps:
             return
+        at_step: dict[int, int] = {}  # labels already at an env step: the next goes under them
         for i, g in enumerate(c.groups):
-            seen = {(e.t_env, e.key, repr(e.new)): e for r in g.runs for e in r.events}
-            for (t, key, _), e in sorted(seen.items()):
+            seen = {}
+            for e in (e for r in g.runs for e in r.events):
+                if e.key not in BOOKKEEPING:
+                    seen[(e.t_env, e.key, repr(e.new))] = (f"{e.key.rpartition('.')[2]}={e.new}", e)
+                elif e.source == "branch":  # how long it may go, where it saves: the branch point, no more
+                    seen.setdefault((e.t_env, "", ""), ("branch", e))
+            at = {t for t, key, _ in seen if key}
+            for (t, key, _), (text, e) in sorted(seen.items()):
+                if not key and t in at:
+                    continue
+                k = at_step.get(t, 0)
+                at_step[t] = k + 1
                 line = pg.InfiniteLine(pos=t, angle=90, movable=False,
                                        pen=pg.mkPen(group_colour(i), width=1, style=Qt.PenStyle.DashLine),
-                                       label=f"{key.rpartition('.')[2]}={e.new}",
-                                       labelOpts={"position": 0.95, "color": group_colour(i)})
-                line.setToolTip(f"{g.label}: {key} {e.old} -> {e.new} at {t:,} env steps ({e.source})")
+                                       label=text,
+                                       labelOpts={"position": max(0.1, 0.95 - 0.07 * k), "color": group_colour(i)})
+                line.setToolTip(f"{g.label}: {e.key} {e.old} -> {e.new} at {t:,} env steps ({e.source})")
                 self.plot.addItem(line)
                 self.event_lines.append(line)
 
