@@ -73,6 +73,9 @@ def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     qtbot.waitUntil(lambda: scroll.verticalScrollBar().maximum() > 0)
     ticks = panel.plots[0].getAxis("left")._tickLevels  # narrow: at most two labels on the y axis
     assert ticks is not None and len(ticks[0]) <= 2
+    panel.plots[6].setYRange(0, 2400, padding=0)  # throughput: its ticks follow the range, short
+    qtbot.waitUntil(lambda: [t for t, _ in panel.plots[6].getAxis("left")._tickLevels[0]] == [1000.0, 2000.0])
+    assert [s for _, s in panel.plots[6].getAxis("left")._tickLevels[0]] == ["1k", "2k"]
     scroll.resize(470, 290)
     qtbot.waitUntil(lambda: panel.columns == 4)
     assert panel.rows() == 2 and panel.minimumHeight() <= 290

@@ -189,6 +189,23 @@ def test_branch_continues_the_parent_with_a_change_and_leaves_it_untouched(tmp_p
     branch_group = next(g for g in cmp.groups if "0.0002" in g.label)
     assert branch_group.runs[0].t_env[0] > t_ck  # drawn from its branch point on the parent's axis
     assert sum("(branch at " in g.label for g in cmp.groups) == 2
+    import shutil
+
+    shutil.copytree(parent, tmp_path / "again")  # the same seed twice in one group: said, not hidden
+    cmp = compare_runs(find_runs([parent, tmp_path / "again"]), metric="test_win_rate")
+    assert len(cmp.groups) == 1 and any("share seed 0" in n for n in cmp.notes)
+
+
+def test_branches_of_several_seeds_made_at_one_step_are_one_branch_point():
+    """Each seed leaves at its own round boundary, at or up to a round after the step asked for."""
+    from models.sweeps.compare import _labels, branch_points
+
+    pts = branch_points([600_639, 603_200, 606_400, 1_000_000, 1_040_000, 20_400, 20_600])
+    assert pts[600_639] == pts[603_200] == pts[606_400] == 600_639
+    assert pts[1_000_000] == 1_000_000 and pts[1_040_000] == 1_040_000 and pts[20_600] == 20_400
+    labels = _labels([{"algo.mixer": "qmix", "learner.lr": 0.001, "run.branched_at": 606_400},
+                      {"algo.mixer": "qmix", "learner.lr": 0.001}])
+    assert labels == ["QMIX (branch at 600k)", "QMIX"]
 
 
 def test_an_experiment_script_sets_branches_and_breaks_at_its_env_steps(tmp_path, capsys):
@@ -259,3 +276,13 @@ def test_a_branch_that_cannot_be_made_is_said_and_the_training_goes_on(tmp_path)
     with pytest.raises(ConfigError, match="algo.mixer cannot change in a branch"):
         s.branch_now({"algo.mixer": "vdn"})
     s.close()
+
+
+def test_a_new_run_from_a_branchs_config_is_no_branch(tmp_path):
+    """A branch's config.toml reused for a run from scratch: run.branch_of would group it as a branch."""
+    said = []
+    cfg = load_config("qmix_2c_vs_64zg", TINY_2C + ['run.branch_of="/somewhere/parent@1000"'])
+    t = Trainer(cfg, run_dir=tmp_path / "fresh", log=said.append)
+    t.close()
+    assert t.cfg.run.branch_of == "" and any("run.branch_of" in s and "cleared" in s for s in said)
+    assert "/somewhere/parent" not in (tmp_path / "fresh" / "config.toml").read_text()

@@ -331,15 +331,35 @@ def _band(runs: list[RunCurve], x: np.ndarray, axis: str, stat: str) -> Band:
 
 
 def branch_step(branch_of) -> int | None:
-    """The env step a branch left its parent at (run.branch_of = "PARENT@STEP"), to two significant digits, so
-    that branches of several seeds made at the same point (each at its own round boundary) form one group."""
+    """The env step a branch left its parent at (run.branch_of = "PARENT@STEP")."""
     if not branch_of or "@" not in str(branch_of):
         return None
     try:
         step = int(str(branch_of).rpartition("@")[2])
     except ValueError:
         return None
-    return int(float(f"{step:.2g}")) if step > 0 else 0
+    return max(step, 0)
+
+
+def branch_points(steps) -> dict[int, int]:
+    """Each branch step -> the branch point it belongs to. Branches of several seeds made "at 600k" each leave at
+    their own round boundary or checkpoint, at or a little after the step asked for (up to a round of battles
+    later): steps within 2% (or 6,400 env steps, a round of 16 battles of 400 steps) of the first of a run of
+    them are one point, named by the first (labels round it down to two significant digits)."""
+    out: dict[int, int] = {}
+    first = None
+    for s in sorted(set(steps)):
+        if first is None or s - first > max(0.02 * first, 6400):
+            first = s
+        out[s] = first
+    return out
+
+
+def _floor2(n: int) -> int:
+    if n < 100:
+        return n
+    e = 10 ** (len(str(n)) - 2)
+    return n // e * e
 
 
 def _fmt_steps(n: int) -> str:
@@ -372,7 +392,7 @@ def _labels(configs: list[dict]) -> list[str]:
             name += f" on {c.get('env.map_name')}"
         extra = [f"{k}={c.get(k)}" for k in differ if k not in ("algo.mixer", "algo.res", "env.map_name", BRANCHED_AT)]
         if c.get(BRANCHED_AT) is not None:
-            extra.append(f"(branch at {_fmt_steps(c[BRANCHED_AT])})")
+            extra.append(f"(branch at {_fmt_steps(_floor2(c[BRANCHED_AT]))})")
         labels.append(" ".join([name, *extra]))
     seen: dict[str, int] = {}
     for i, lab in enumerate(labels):
@@ -431,10 +451,23 @@ def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str =
         runs += [r for p in imported for r in import_marl_eval(p, metric) if len(r.t_env)]
     if not runs:
         raise CompareError("no run has an evaluation yet: " + "; ".join(skipped))
+    branched = branch_points(r.config[BRANCHED_AT] for r in runs if r.config.get(BRANCHED_AT) is not None)
     order: dict[tuple, list[RunCurve]] = {}
     for r in runs:
-        order.setdefault(group_key(r.config), []).append(r)
+        key_cfg = r.config
+        if r.config.get(BRANCHED_AT) is not None:  # grouped by branch point, not by each seed's exact step
+            key_cfg = {**r.config, BRANCHED_AT: branched[r.config[BRANCHED_AT]]}
+        order.setdefault(group_key(key_cfg), []).append(r)
+    for g in order.values():
+        seeds = [r.seed for r in g if "marl_eval.algorithm" not in r.config]
+        shared = sorted({s for s in seeds if seeds.count(s) > 1})
+        if shared:  # branches of one run: they share its history up to the branch point
+            notes.append(f"{len(g)} runs of one group share seed {', '.join(map(str, shared))} (repeats, or branches "
+                          f"of one run): not independent samples, so its bands and intervals are too narrow")
     configs = [{k: v for k, v in g[0].config.items() if k not in BOOKKEEPING} for g in order.values()]
+    for cfg in configs:
+        if cfg.get(BRANCHED_AT) is not None:
+            cfg[BRANCHED_AT] = branched[cfg[BRANCHED_AT]]
     labels = _labels(configs)
     x_steps = np.linspace(0.0, max(r.t_env[-1] for r in runs), points)
     walls = [float(np.nanmax(r.wall_s)) for r in runs if np.isfinite(r.wall_s).any()]  # imported: maybe none

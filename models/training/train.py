@@ -117,6 +117,9 @@ class Trainer:
             clear_first = overwrite
         else:
             run_dir = rundir.new_run_dir(cfg.run.runs_dir, cfg.run.name, cfg.run.seed)
+        if resume is None and cfg.run.branch_of:  # a branch's config.toml used for a new run: not a branch
+            log(f"a new run from scratch: run.branch_of ({cfg.run.branch_of}) does not apply and is cleared")
+            cfg = apply_overrides(cfg, ['run.branch_of=""'])
         self.cfg = cfg
         # the config the run started with (config.toml, checkpoints); `cfg` is it with the live changes applied
         self.start_cfg = cfg

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
                                QVBoxLayout, QWidget)
 
 from models.files import metrics
-from models.sweeps.compare import BOOKKEEPING, METRICS, CompareError, Comparison, compare_runs, default_metric, find_runs
+from models.sweeps.compare import (BOOKKEEPING, METRICS, CompareError, Comparison, branch_step, compare_runs,
+                                   default_metric, find_runs)
 from models.sweeps.trial import FINAL_EVAL
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
@@ -318,25 +319,30 @@ class CompareWindow(QMainWindow):
         self.event_lines = []
         if not on_steps:
             return
-        at_step: dict[int, int] = {}  # labels already at an env step: the next goes under them
+        labelled: list[float] = []  # where labels already are: one near another goes under it
         for i, g in enumerate(c.groups):
-            seen = {}
-            for e in (e for r in g.runs for e in r.events):
-                if e.key not in BOOKKEEPING:
-                    seen[(e.t_env, e.key, repr(e.new))] = (f"{e.key.rpartition('.')[2]}={e.new}", e)
-                elif e.source == "branch":  # how long it may go, where it saves: the branch point, no more
-                    seen.setdefault((e.t_env, "", ""), ("branch", e))
-            at = {t for t, key, _ in seen if key}
-            for (t, key, _), (text, e) in sorted(seen.items()):
-                if not key and t in at:
-                    continue
-                k = at_step.get(t, 0)
-                at_step[t] = k + 1
+            marks = {}  # (env step, key, value) -> (label, tooltip): live changes, and each branch's own step
+            for r in g.runs:
+                for e in r.events:
+                    if e.key not in BOOKKEEPING:  # how long a run may go, where it saves: no line
+                        marks[(e.t_env, e.key, repr(e.new))] = (f"{e.key.rpartition('.')[2]}={e.new}",
+                                                                f"{e.key} {e.old} -> {e.new} ({e.source})")
+                t = branch_step(r.config.get("run.branch_of"))
+                if t is not None and not any(m[0] == t for m in marks):
+                    marks[(t, "", "")] = ("branch", f"branched from {r.config['run.branch_of']}")
+            shown: set = set()
+            for (t, key, value), (text, tip) in sorted(marks.items()):
+                # the seeds of a branch group left a round apart: one label for them, a line for each
+                near = any(k == (key, value) and abs(t - t0) <= max(0.02 * t0, 6400) for k, t0 in shown)
+                shown.add(((key, value), t))
+                k = 0 if near else sum(abs(t - x) <= 0.02 * max(t, x, 1) for x in labelled)
+                if not near:
+                    labelled.append(t)
                 line = pg.InfiniteLine(pos=t, angle=90, movable=False,
                                        pen=pg.mkPen(group_colour(i), width=1, style=Qt.PenStyle.DashLine),
-                                       label=text,
+                                       label=None if near else text,
                                        labelOpts={"position": max(0.1, 0.95 - 0.07 * k), "color": group_colour(i)})
-                line.setToolTip(f"{g.label}: {e.key} {e.old} -> {e.new} at {t:,} env steps ({e.source})")
+                line.setToolTip(f"{g.label}: {tip} at {t:,} env steps")
                 self.plot.addItem(line)
                 self.event_lines.append(line)
 

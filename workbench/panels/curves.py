@@ -60,6 +60,15 @@ def _round_ticks(lo: float, hi: float) -> list[float]:
     return []
 
 
+def _tick_text(v: float) -> str:
+    """Short: 2k rather than 2000 (or 2e+03) on a plot 100 pixels wide."""
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:.4g}"
+
+
 class CurvesScroll(QScrollArea):
     """The curves in as many columns as fit at a readable size, scrolling down when the dock is too short for
     them all (eight plots in a laptop's 320x210 dock drew unreadable, overlapping labels)."""
@@ -170,7 +179,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             p.getAxis("left").setTicks(None)
             return
         lo, hi = p.viewRange()[1]
-        p.getAxis("left").setTicks([[(v, f"{v:.4g}") for v in _round_ticks(lo, hi)]])
+        p.getAxis("left").setTicks([[(v, _tick_text(v)) for v in _round_ticks(lo, hi)]])
 
     @staticmethod
     def _set_inner_ticks(p, hi: float) -> None:
