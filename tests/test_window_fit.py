@@ -45,6 +45,10 @@ def test_the_window_and_every_panel_fit_the_screen(size, smallest, tmp_path):
         assert rect[2] >= smallest[0] and rect[3] >= smallest[1] or name == "Messages", (name, rect)
     assert r["docks"]["arena"][2] >= 500 and r["docks"]["arena"][3] >= 400  # the battle stays the largest view
     assert {"Controls", "Qtot", "Mixer", "Reset layout"} <= set(r["view_menu"])
+    # what is in the panels reads: the mixer's heatmaps are never squashed (the dock scrolls them on a laptop), a
+    # row of training curves keeps its height (two scrolling columns on a laptop, all eight at 1920x1080)
+    assert r["content"]["Mixer"] >= 300 and r["content"]["curves_rows_height"] >= 110, r["content"]
+    assert r["content"]["curves_columns"] == (2 if size == "1366x768" else 4), r["content"]
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QFont, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,  # noqa: E402
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow,  # noqa: E402
                                QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
 
 from . import layout  # noqa: E402
@@ -67,12 +67,17 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         controls_scroll.setWidget(self.controls)
         controls_scroll.setWidgetResizable(True)
         controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        mixer_scroll = QScrollArea()  # a laptop's Mixer dock (~220 px) squashed the heatmaps to a few pixels
+        mixer_scroll.setWidget(self.mixer)
+        mixer_scroll.setWidgetResizable(True)
+        mixer_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        mixer_scroll.setFrameShape(QFrame.NoFrame)
         for name, w, area in (("Controls", controls_scroll, Qt.LeftDockWidgetArea),
                               ("Messages", self.log_view, Qt.LeftDockWidgetArea),
                               ("Agent Q-values", self.qvalues, Qt.BottomDockWidgetArea),
                               ("Training curves", CurvesScroll(self.curves), Qt.BottomDockWidgetArea),
                               ("Joint-action landscape", self.joint, Qt.RightDockWidgetArea),
-                              ("Mixer", self.mixer, Qt.RightDockWidgetArea),
+                              ("Mixer", mixer_scroll, Qt.RightDockWidgetArea),
                               ("Qtot", self.qtot, Qt.RightDockWidgetArea),
                               ("Fork", self.fork_view, Qt.BottomDockWidgetArea)):
             d = QDockWidget(name, self)

@@ -35,6 +35,9 @@ def main():
         p = arena.mapToGlobal(arena.rect().topLeft())
         docks["arena"] = [p.x(), p.y(), arena.width(), arena.height()]
         out["docks"] = docks
+        # the panels that scroll rather than squash: their content's height, and how many columns the curves use
+        out["content"] = {"Mixer": w.mixer.height(), "curves_columns": w.curves.columns,
+                          "curves_rows_height": w.curves.height() / max(w.curves.rows(), 1)}
         out["view_menu"] = [a.text() for a in w.view_menu.actions() if a.text()]
 
     def act():

@@ -10,8 +10,11 @@ from .common import (LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_pl
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
+    MIN_H = 300  # below this the heatmaps drew a few pixels tall: the window scrolls the panel instead
+
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.setMinimumHeight(self.MIN_H)
         self.kind = None
         self.w1 = None
 
@@ -24,12 +27,16 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         row = 0
         if mixer == "qmix":
             self.imgs = {}
-            for key, title, ticks in (("w1", "|W1(s)|: weight of each agent's Q in each embedding unit",
+            for key, title, ticks in (("w1", "|W1(s)|: each agent's Q weight per embedding unit",
                                        [(i + 0.5, f"agent {i}") for i in range(n_agents)]),
-                                      ("b1w2", "b1(s) (row 0) and |W2(s)| (row 1) per embedding unit",
+                                      ("b1w2", "b1(s) and |W2(s)| per embedding unit",
                                        [(0.5, "b1"), (1.5, "|W2|")])):
                 p = self.addPlot(row=row, col=0)
-                label_plot(p, title, "", "embedding unit")
+                label_plot(p, title, "", "")
+                p.getAxis("bottom").showLabel(False)  # the title names the axis: no "embedding unit" under each
+                if key == "w1":  # the same units as the plot under it, whose ticks show them
+                    p.getAxis("bottom").setStyle(showValues=False)
+                self.ci.layout.setRowStretchFactor(row, 2)
                 img = pg.ImageItem()
                 img.setColorMap(pg.colormap.get("inferno"))
                 p.addItem(img)
@@ -47,6 +54,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             relax(self.addLabel(text, row=row, col=0))
             row += 1
         self.credit_plot = self.addPlot(row=row, col=0)
+        self.ci.layout.setRowStretchFactor(row, 3)
         label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
         self.credit_plot.addLegend(offset=(10, 5), brush=LEGEND_BRUSH)
         self.credit_plot.disableAutoRange()
