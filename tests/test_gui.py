@@ -58,6 +58,23 @@ def test_plot_ranges_snap_to_steps_and_change_rarely():
     assert [x_extent(x) for x in (0, 99, 100, 101, 790, 8_100)] == [1.0, 100.0, 125.0, 125.0, 800.0, 10_000.0]
 
 
+def test_agent_q_values_label_fewer_attacks_in_a_laptop_dock(qtbot):
+    """At ~320 px an attack label every 8 actions ran together: every 16 there, every 8 when wide."""
+    from workbench.panels.qvalues import QValuesPanel
+
+    panel = QValuesPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.configure(2, 70, matrix_game=False)
+    panel.resize(320, 210)
+    qtbot.waitUntil(lambda: panel._ticks_for == 16)
+    labels = [t for _, t in panel.plots[0].getAxis("bottom")._tickLevels[0]]
+    assert labels == ["no-op", "move", "atk 16", "atk 32", "atk 48"]
+    panel.resize(900, 300)
+    qtbot.waitUntil(lambda: panel._ticks_for == 8)
+    assert "atk 8" in [t for _, t in panel.plots[1].getAxis("bottom")._tickLevels[0]]
+
+
 def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     """At 1366x768 the curves dock is ~320x210: eight plots side by side drew overlapping labels. They go to
     two scrolling columns there, and stay all on screen in the ~470x290 dock of a 1920x1080 window."""

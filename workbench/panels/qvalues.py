@@ -28,6 +28,8 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self.n = self.A = 0
         self.last_q = None
         self._titles: dict = {}
+        self._ticks_for = None  # (width class) the action ticks were laid out for
+        self._matrix = False
 
     def configure(self, n_agents: int, n_actions: int, matrix_game: bool) -> None:
         if (n_agents, n_actions) == (self.n, self.A):
@@ -37,19 +39,12 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self.n, self.A = n_agents, n_actions
         self._titles = {}
         self.levels = [StableLevels() for _ in range(n_agents)]
-        names = action_names(n_actions, matrix_game)
-        if matrix_game:
-            ticks = [(i, names[i]) for i in range(n_actions)]
-        else:
-            from sims import N_ACTIONS_NO_ATTACK as K  # the action layout is the simulator's: no-op, stop, 4 moves
-
-            ticks = [(0, "no-op"), ((2 + K - 1) / 2, "move")] + [(i, f"atk {i - K}")
-                                                               for i in range(K + 8, n_actions, 8)]
+        self._matrix = matrix_game
+        self._ticks_for = None
         edges = np.arange(n_actions + 1) - 0.5
         for i in range(n_agents):
             p = self.addPlot(row=i, col=0)
             label_plot(p, f"agent {i}: Q_i per action", "Q_i", "action")
-            p.getAxis("bottom").setTicks([ticks])
             un = pg.PlotCurveItem(edges, np.zeros(n_actions), stepMode="center", fillLevel=0,
                                   brush=pg.mkBrush(UNAVAIL), pen=pg.mkPen((20, 20, 20), width=1))
             av = pg.PlotCurveItem(edges, np.zeros(n_actions), stepMode="center", fillLevel=0,
@@ -73,6 +68,36 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             self.unavail_bars.append(un)
             self.chosen.append(ch)
             self.greedy.append(gr)
+        self._fit_ticks()
+
+    NARROW_PX = 520  # below this a laptop's panel: attack labels every 8 ran together, the long title was cut
+
+    def _ticks(self, stride: int) -> list:
+        names = action_names(self.A, self._matrix)
+        if self._matrix:
+            return [(i, names[i]) for i in range(self.A)]
+        from sims import N_ACTIONS_NO_ATTACK as K  # the action layout is the simulator's: no-op, stop, 4 moves
+
+        return [(0, "no-op"), ((2 + K - 1) / 2, "move")] + [(i, f"atk {i - K}")
+                                                          for i in range(K + stride, self.A, stride)]
+
+    def _fit_ticks(self) -> None:
+        """Attack labels every 8 actions, or every 16/32 when the plot is too narrow for them."""
+        if not getattr(self, "plots", None):  # a resize while the panel is being built
+            return
+        room = max(self.width() - 80, 1)  # the y axis and margins
+        stride = next((k for k in (8, 16, 32) if (self.A / k + 1) * 40 <= room), 64)
+        if stride != self._ticks_for:
+            self._ticks_for = stride
+            self._titles = {}  # the title's length follows the width too
+            for p in self.plots:
+                p.getAxis("bottom").setTicks([self._ticks(stride)])
+                # the ticks say "move", "atk 16": a laptop's bars need the row the word "action" took
+                p.getAxis("bottom").showLabel(self.width() >= self.NARROW_PX)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        self._fit_ticks()
 
     def heights(self, i: int) -> np.ndarray:
         """The bar heights agent `i`'s plot shows (available and unavailable together)."""
@@ -96,9 +121,10 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             self.notes[i].setHtml(f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>&nbsp;&nbsp;"
                                   f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>")
             self.notes[i].setPos(self.A - 0.5, yr[1])
-            title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i per action — "
-                     f"<span style='color:#ff8c28'>&#9650; chosen</span>, "
-                     f"<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable")
+            title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i"
+                     + (" (grey: unavailable)" if self.width() < self.NARROW_PX else
+                        " per action — <span style='color:#ff8c28'>&#9650; chosen</span>, "
+                        "<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable"))
             if self._titles.get(i) != title:
                 self._titles[i] = title
                 set_title(self.plots[i], title)
