@@ -35,3 +35,11 @@ def test_breakpoint_kinds_match_the_marker_labels():
     assert set(BREAK_KINDS) == {"first damage", "shields down", "agent dies", "enemy on the plateau", "win", "loss"}
     with pytest.raises(ValueError, match="breakpoint 'crash': expected one of first damage"):
         matches("crash", "x")
+
+
+def test_first_gap_is_the_first_step_where_qtot_misses_the_return_by_more_than_the_threshold():
+    from models.core.events import first_gap
+
+    assert first_gap([1.0, 2.0, 5.0, 9.0], [1.5, 2.0, 1.0, 0.0], 3.0) == (2, 4.0)
+    assert first_gap([1.0, 2.0], [1.0, 2.0], 0.5) is None
+    assert first_gap([], [], 0.0) is None

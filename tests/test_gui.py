@@ -406,6 +406,39 @@ def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playba
     assert w.state.replay.step == deaths[0] and not w.state.replay.episode.snapshot(deaths[0])["world"]["alive"][:2].all()
 
 
+def test_break_on_qtot_far_from_the_return_pauses_at_the_episodes_end_and_replay_at_the_step(qtbot, window):
+    """|Qtot - return| is known only when the episode has ended: Watch mode pauses then, naming the first step where
+    the gap was above the threshold, and Replay playback of the recorded episode stops at that very step."""
+    import re
+
+    from models.core.events import first_gap
+    from models.files.episode_file import load_episode
+    from workbench.replay import SPEEDS
+
+    w = window
+    w.set_breakpoints([], gap_above=0.5)
+    assert w.gap_break_action.isChecked()
+    w.controls.watch_speed.setValue(1000)
+    assert w.watch_policy("qmix")
+    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: |Qtot - return|" in m for m in w.state.messages),
+                    timeout=WAIT)
+    said = next(m for m in w.state.messages if m.startswith("breakpoint: |Qtot - return|"))
+    k = int(re.search(r"at step (\d+) of env 0's episode", said).group(1))
+    qtbot.waitUntil(lambda: len(w.state.recorded_episodes) >= 1, timeout=WAIT)
+    qtbot.wait(500)  # paused: the episode that just ended is the last recorded
+    path = w.state.recorded_episodes[-1]
+    w._end_watch()
+    ep = load_episode(path)
+    assert first_gap(ep.arrays["qtot"], ep.return_to_go(), 0.5)[0] == k  # the same episode, the same step
+    assert w.open_episode(path)
+    w.state.replay.set_speed(max(SPEEDS))
+    w.state.replay.play()
+    qtbot.waitUntil(lambda: not w.state.replay.playing, timeout=30_000)
+    assert w.state.replay.step == k or (k == 0 and w.state.replay.step == ep.length)
+    w.set_breakpoints([])
+    assert not w.gap_break_action.isChecked() and w.state.replay.gap_above is None
+
+
 def test_playing_an_experiment_script_from_the_window(qtbot, window, tmp_path):
     script = tmp_path / "demo.toml"
     script.write_text('[[step]]\nat = 100\nset = { "run.epsilon_start" = 0.4 }\n')
@@ -459,6 +492,30 @@ def test_break_on_the_td_error_pauses_the_training_after_that_update(qtbot, wind
     assert w.state.t_env == t  # paused: no more rounds
     w.set_breakpoints([])
     assert not w.td_break_action.isChecked() and w.td_break is None
+
+
+def test_break_on_qtot_far_from_the_return_pauses_a_training_and_keeps_the_episode(qtbot, window):
+    import re
+
+    from models.core.events import first_gap
+    from models.files.episode_file import load_episode
+
+    w = window
+    w.set_breakpoints([], gap_above=0.0)  # any episode
+    _start(qtbot, w)
+    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: |Qtot - return|" in m for m in w.state.messages),
+                    timeout=WAIT)
+    said = next(m for m in w.state.messages if m.startswith("breakpoint: |Qtot - return|"))
+    k = int(re.search(r"at step (\d+) of env 0's episode", said).group(1))
+    # judged while env 0's recording still holds the whole episode (also when its battle ended the round)
+    qtbot.waitUntil(lambda: any(m.startswith("the episode is in ") for m in w.state.messages), timeout=10_000)
+    kept = next(m for m in w.state.messages if m.startswith("the episode is in "))
+    ep = load_episode(kept.split()[4])
+    assert first_gap(ep.arrays["qtot"], ep.return_to_go(), 0.0)[0] == k
+    t = w.state.t_env
+    qtbot.wait(800)
+    assert w.state.t_env == t  # paused
+    w.set_breakpoints([])
 
 
 def test_a_training_paused_by_a_breakpoint_saves_the_episode_so_far_for_replay(qtbot, window, tmp_path):

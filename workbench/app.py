@@ -189,6 +189,13 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         a.setToolTip("pause a training after an update whose mean |TD error| is above a value you give")
         a.toggled.connect(self._ask_td_break)
         self.td_break: float | None = None
+        self.gap_break_action = a = b.addAction("|Qtot - return| above\u2026")
+        a.setCheckable(True)
+        a.setToolTip("pause when an episode of environment 0 ends in which Qtot was further than a value you give "
+                     "from the discounted return actually earned (known only at the end: the message names the "
+                     "step; Replay playback stops at the step itself)")
+        a.toggled.connect(self._ask_gap_break)
+        self.gap_break: float | None = None
         self.break_menu = b
 
     def _ask_td_break(self, on: bool) -> None:
@@ -207,15 +214,35 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
             self.td_break = None
         self._send_breakpoints()
 
-    def set_breakpoints(self, kinds, td_error_above: float | None = None) -> None:
+    def _ask_gap_break(self, on: bool) -> None:
+        if on:
+            from PySide6.QtWidgets import QInputDialog
+
+            v, ok = QInputDialog.getDouble(self, "Break on |Qtot - return|", "pause after an episode in which "
+                                           "|Qtot - discounted return| went above:", self.gap_break or 2.0, 0.0,
+                                           1e9, 3)
+            if not ok:
+                self.gap_break_action.blockSignals(True)
+                self.gap_break_action.setChecked(False)
+                self.gap_break_action.blockSignals(False)
+                return
+            self.gap_break = v
+        else:
+            self.gap_break = None
+        self._send_breakpoints()
+
+    def set_breakpoints(self, kinds, td_error_above: float | None = None, gap_above: float | None = None) -> None:
         """Pause on these events (`models.core.events.BREAK_KINDS`), in whatever mode runs now and after; a
-        training also after an update whose mean |TD error| is above `td_error_above`."""
+        training also after an update whose mean |TD error| is above `td_error_above`; every mode after an
+        episode of env 0 whose |Qtot - return| went above `gap_above` (Replay: at that step)."""
         for a, on in [*((a, kind in kinds) for kind, a in self.break_actions.items()),
-                      (self.td_break_action, td_error_above is not None)]:
+                      (self.td_break_action, td_error_above is not None),
+                      (self.gap_break_action, gap_above is not None)]:
             a.blockSignals(True)
             a.setChecked(on)
             a.blockSignals(False)
         self.td_break = td_error_above
+        self.gap_break = gap_above
         self._send_breakpoints()
 
     @property
@@ -224,9 +251,10 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
 
     def _send_breakpoints(self) -> None:
         if self.state.mode in ("train", "watch"):
-            self.client.send(P.SetBreakpoints(self.breakpoints, self.td_break))
+            self.client.send(P.SetBreakpoints(self.breakpoints, self.td_break, self.gap_break))
         if self.state.replay is not None:
             self.state.replay.breakpoints = self.breakpoints
+            self.state.replay.gap_above = self.gap_break
 
     # ---- the refresh loop ---------------------------------------------------------------------------------
     def refresh(self):
@@ -238,7 +266,7 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         st.ingest(msgs)
         if any(isinstance(m, P.Started) for m in msgs):
             self._configure_panels()
-            if self.breakpoints or self.td_break is not None:  # a new trainer process starts without them
+            if self.breakpoints or self.td_break is not None or self.gap_break is not None:  # a new trainer has none
                 self._send_breakpoints()
         st.ingest_snapshot(snap)
         if code is not None:

@@ -73,9 +73,12 @@ class SetSetting:
 @dataclass(frozen=True)
 class SetBreakpoints:
     """Pause when environment 0 shows one of these events (`models.core.events.BREAK_KINDS`); () clears them.
-    `td_error_above`: a training also pauses after an update whose mean |TD error| is above it."""
+    `td_error_above`: a training also pauses after an update whose mean |TD error| is above it.
+    `gap_above`: pause when an episode of environment 0 ends in which |Qtot - discounted return| was above it at
+    some step (`models.core.events.first_gap`; the message names the step)."""
     kinds: tuple = ()
     td_error_above: float | None = None
+    gap_above: float | None = None
 
 
 @dataclass(frozen=True)

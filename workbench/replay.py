@@ -21,6 +21,7 @@ class ReplayModel:
         self.step = 0  # a state index 0..T (state T is the one the episode ended in)
         self.playing = False
         self.breakpoints: tuple = ()  # event kinds playback stops at (models.core.events.BREAK_KINDS)
+        self.gap_above: float | None = None  # playback stops where |Qtot - return| first goes above it
         self.speed = 1.0
         self.markers: list[tuple[int, str]] = list(episode.markers())
         self._last_tick: float | None = None
@@ -132,11 +133,14 @@ class ReplayModel:
         self._carry -= n
         before = self.step
         changed = self.step_by(n)
-        if self.breakpoints:  # stop on the first state in the steps passed that shows a chosen event
+        if self.breakpoints or self.gap_above is not None:  # stop on the first state passed that shows one
             from models.core.events import matches
 
             hit = [k for k, label in self.markers if before < k <= self.step
                    and any(matches(b, label) for b in self.breakpoints)]
+            gap = self.gap_step()
+            if gap is not None and before < gap <= self.step:
+                hit.append(gap)
             if hit:
                 self.step = min(hit)
                 self.playing = False
@@ -144,6 +148,18 @@ class ReplayModel:
         if self.step >= self.length:
             self.playing = False
         return changed
+
+    def gap_step(self) -> int | None:
+        """The step where |Qtot - return| first goes above `gap_above` (None: no such step, or no Qtot kept)."""
+        if self.gap_above is None:
+            return None
+        from models.core.events import first_gap
+
+        a = getattr(self.episode, "arrays", {})
+        if "qtot" not in a or not self.length:
+            return None
+        hit = first_gap(a["qtot"], self.episode.return_to_go(), self.gap_above)
+        return None if hit is None else hit[0]
 
     # ---- names -----------------------------------------------------------------------------------------------
     def status(self) -> str:

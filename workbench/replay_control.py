@@ -61,6 +61,7 @@ class ReplayControl:
         try:
             model = ReplayModel(episode)
             model.breakpoints = self.breakpoints
+            model.gap_above = self.gap_break
         except (ValueError, KeyError, IndexError) as e:  # EpisodeFileError is a ValueError
             self._episode_error(f"cannot replay {episode.name}: {e}")
             return False

@@ -19,6 +19,8 @@ from models.core.snapshot import from_probe, make_snapshot
 from . import protocol as P
 
 
+_NOT_YET = object()  # a gap breakpoint just set: the next finished episode is the first judged
+
 class ProcessCallbacks:
     """`models.training.train.Callbacks` that talks to the GUI through queues."""
 
@@ -36,6 +38,9 @@ class ProcessCallbacks:
         self.save_episode_fn = None  # Trainer.save_episode_so_far (a training's; a watch records every episode)
         self.breakpoints: tuple = ()  # event kinds that pause env 0 (models.core.events)
         self.td_break: float | None = None  # pause after an update with a larger mean |TD error|
+        self.gap_break: float | None = None  # pause after an env-0 episode with a larger |Qtot - return|
+        self._gap_seen = None  # the finished episode last checked (a new breakpoint skips those before it)
+        self._trace = None  # env 0's EpisodeTrace, for the check after a round
         self.detector = None
         self._world_snap = None  # env 0's battle arrays at this step, once copied
         self.dropped = 0
@@ -65,6 +70,8 @@ class ProcessCallbacks:
 
     def on_episode(self, m):
         self.send(P.EpisodeEnded(m))
+        if self.gap_break is not None and not self.paused and self._trace is not None:
+            self._check_gap(self._trace, int(m.get("t_env", 0)))
 
     def on_update(self, m):
         if self.td_break is not None and not self.paused and m.get("td_error", 0.0) > self.td_break:
@@ -97,7 +104,8 @@ class ProcessCallbacks:
         return self.stop
 
     def wants_episode(self):
-        return bool(self.breakpoints)  # a breakpoint in a training saves env 0's episode so far
+        # a breakpoint in a training saves env 0's episode (so far)
+        return bool(self.breakpoints) or self.gap_break is not None
 
     def wants_steps(self):
         return True
@@ -136,8 +144,11 @@ class ProcessCallbacks:
                     self._snapshot(ctx, self._apply_forced(ctx.actions))
             case P.ClearForced():
                 self.forced.clear()
-            case P.SetBreakpoints(kinds=kinds, td_error_above=td):
+            case P.SetBreakpoints(kinds=kinds, td_error_above=td, gap_above=gap):
                 self.td_break = td
+                if gap is not None and self.gap_break is None:
+                    self._gap_seen = _NOT_YET  # episodes that ended before it was set are not judged
+                self.gap_break = gap
                 from models.core.events import BREAK_KINDS
 
                 bad = [k for k in kinds if k not in BREAK_KINDS]
@@ -201,6 +212,8 @@ class ProcessCallbacks:
             self._poll(ctx)
         if self.stop:
             raise StopRequested
+        if self.gap_break is not None and not self.paused:
+            self._check_gap(ctx.trace, ctx.t_env)
         if self.breakpoints and not self.paused:
             self._check_breakpoints(ctx)
         if self.paused:
@@ -226,6 +239,44 @@ class ProcessCallbacks:
             self._snapshot(ctx, acts)
         self.prev_actions = acts[0].copy()
         return acts if acts is not ctx.actions else None
+
+    def _check_gap(self, tr, t_env: int) -> None:
+        """Pause once env 0's episode has ended if |Qtot - return| went above the threshold in it. Called at the
+        next step (a round's other battles go on) and after the round (env 0's may have ended it): whichever
+        comes first judges it, while env 0's recording still holds the whole episode."""
+        from models.core.events import first_gap
+
+        self._trace = tr
+        last = tr.last if tr is not None else None
+        if self._gap_seen is _NOT_YET:
+            self._gap_seen = last
+            return
+        if last is None or last is self._gap_seen:
+            return
+        self._gap_seen = last
+        hit = first_gap(last["qtot"], last["return_to_go"], self.gap_break)
+        if hit is None:
+            return
+        k, gap = hit
+        self.paused = True
+        self.send(P.PausedChanged(True))
+        self.send(P.Info(f"breakpoint: |Qtot - return| {gap:.3g} > {self.gap_break:g} at step {k} of env 0's "
+                         f"episode that just ended ({t_env:,} env steps)"))
+        if self.save_episode_fn is None:  # watching: every episode is recorded
+            self.send(P.Info(f"File > Open last recorded episode shows it; step {k} is where the gap starts"))
+            return
+        path = None
+        if tr.done:  # the round goes on with other battles: env 0's recording still holds the whole episode
+            try:
+                path = self.save_episode_fn()
+            except OSError as e:
+                self.send(P.Warning(f"could not save the episode at the breakpoint: {e}"))
+                return
+        if path:
+            self.send(P.Info(f"the episode is in {path} (File > Open last recorded episode); step {k} is where "
+                             f"the gap starts"))
+        else:
+            self.send(P.Warning("the episode's recording was not kept"))
 
     def _check_breakpoints(self, ctx) -> None:
         """Pause on the state where env 0 first shows a chosen event (the Replay timeline's definitions)."""

@@ -83,3 +83,18 @@ class EventDetector:
                 self.ended = True
                 out.append("battle lost (every agent dead)")
         return out
+
+
+def first_gap(qtot, return_to_go, above: float) -> tuple[int, float] | None:
+    """The first step of a finished episode where |Qtot(s_t, u_t) - G_t| (the value against the discounted return
+    actually earned from t) is above `above`, and that gap; None when no step's is. Known only once the episode
+    has ended (G_t needs its rewards to the end): a breakpoint on it stops Watch mode and training at the episode's
+    end, naming the step, and Replay playback at the step itself."""
+    q = np.asarray(qtot, dtype=np.float64)
+    g = np.asarray(return_to_go, dtype=np.float64)
+    n = min(len(q), len(g))
+    if n == 0:
+        return None
+    gap = np.abs(q[:n] - g[:n])
+    over = np.flatnonzero(gap > above)
+    return (int(over[0]), float(gap[over[0]])) if len(over) else None
