@@ -136,7 +136,8 @@ def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot
 
     # single step
     qtbot.mouseClick(w.controls.step, qtbot_button())
-    qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != t0, timeout=10_000)
+    # a step may end the round: the updates and an evaluation come first (seconds on a loaded machine)
+    qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != t0, timeout=WAIT)
 
     # intervene: force an available action for agent 0 and step once; the next snapshot's executed joint
     # action carries the forced one. A step that ends the rollout lands on t == 0 of a new one, where
@@ -146,7 +147,7 @@ def test_training_feeds_every_panel_and_obeys_pause_step_force_resume_stop(qtbot
         forced = int(np.flatnonzero(avail)[-1])
         before = (w.state.snapshot["episode"], w.state.snapshot["t"])
         w.force_action(0, forced)
-        qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != before, timeout=10_000)
+        qtbot.waitUntil(lambda: (w.state.snapshot["episode"], w.state.snapshot["t"]) != before, timeout=WAIT)
         snap = w.state.snapshot
         if snap["t"] > 0:
             break
