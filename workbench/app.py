@@ -199,36 +199,27 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         self.break_menu = b
 
     def _ask_td_break(self, on: bool) -> None:
-        if on:
-            from PySide6.QtWidgets import QInputDialog
-
-            v, ok = QInputDialog.getDouble(self, "Break on the TD error", "pause after an update whose mean |TD "
-                                           "error| is above:", self.td_break or 1.0, 0.0, 1e9, 3)
-            if not ok:
-                self.td_break_action.blockSignals(True)
-                self.td_break_action.setChecked(False)
-                self.td_break_action.blockSignals(False)
-                return
-            self.td_break = v
-        else:
-            self.td_break = None
-        self._send_breakpoints()
+        self._ask_threshold(on, "td_break", self.td_break_action, "Break on the TD error",
+                            "pause after an update whose mean |TD error| is above:", 1.0)
 
     def _ask_gap_break(self, on: bool) -> None:
+        self._ask_threshold(on, "gap_break", self.gap_break_action, "Break on |Qtot - return|",
+                            "pause after an episode in which |Qtot - discounted return| went above:", 2.0)
+
+    def _ask_threshold(self, on: bool, attr: str, action, title: str, prompt: str, default: float) -> None:
+        """A threshold breakpoint's menu item: checked asks for the value (cancel unchecks it), unchecked clears."""
         if on:
             from PySide6.QtWidgets import QInputDialog
 
-            v, ok = QInputDialog.getDouble(self, "Break on |Qtot - return|", "pause after an episode in which "
-                                           "|Qtot - discounted return| went above:", self.gap_break or 2.0, 0.0,
-                                           1e9, 3)
+            v, ok = QInputDialog.getDouble(self, title, prompt, getattr(self, attr) or default, 0.0, 1e9, 3)
             if not ok:
-                self.gap_break_action.blockSignals(True)
-                self.gap_break_action.setChecked(False)
-                self.gap_break_action.blockSignals(False)
+                action.blockSignals(True)
+                action.setChecked(False)
+                action.blockSignals(False)
                 return
-            self.gap_break = v
+            setattr(self, attr, v)
         else:
-            self.gap_break = None
+            setattr(self, attr, None)
         self._send_breakpoints()
 
     def set_breakpoints(self, kinds, td_error_above: float | None = None, gap_above: float | None = None) -> None:
