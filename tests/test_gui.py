@@ -70,8 +70,12 @@ def test_agent_q_values_label_fewer_attacks_in_a_laptop_dock(qtbot):
     qtbot.waitUntil(lambda: panel._ticks_for == 16)
     labels = [t for _, t in panel.plots[0].getAxis("bottom")._tickLevels[0]]
     assert labels == ["no-op", "move", "atk 16", "atk 32", "atk 48"]
-    panel.resize(900, 300)
+    assert not panel.plots[0].getAxis("bottom").label.isVisible()  # the bars get the "action" row
+    panel.resize(500, 300)  # every 8th attack fits, the panel is still narrow
     qtbot.waitUntil(lambda: panel._ticks_for == 8)
+    assert not panel.plots[0].getAxis("bottom").label.isVisible()
+    panel.resize(900, 300)  # the same ticks, wide: the "action" label is back
+    qtbot.waitUntil(lambda: panel.plots[0].getAxis("bottom").label.isVisible())
     assert "atk 8" in [t for _, t in panel.plots[1].getAxis("bottom")._tickLevels[0]]
 
 

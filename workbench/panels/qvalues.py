@@ -28,7 +28,8 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self.n = self.A = 0
         self.last_q = None
         self._titles: dict = {}
-        self._ticks_for = None  # (width class) the action ticks were laid out for
+        self._ticks_for = None  # the attack-label stride the axes were laid out for
+        self._narrow = None  # whether that was for a narrow panel (short title, no "action" label)
         self._matrix = False
 
     def configure(self, n_agents: int, n_actions: int, matrix_game: bool) -> None:
@@ -40,7 +41,7 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self._titles = {}
         self.levels = [StableLevels() for _ in range(n_agents)]
         self._matrix = matrix_game
-        self._ticks_for = None
+        self._ticks_for = self._narrow = None
         edges = np.arange(n_actions + 1) - 0.5
         for i in range(n_agents):
             p = self.addPlot(row=i, col=0)
@@ -87,13 +88,16 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             return
         room = max(self.width() - 80, 1)  # the y axis and margins
         stride = next((k for k in (8, 16, 32) if (self.A / k + 1) * 40 <= room), 64)
-        if stride != self._ticks_for:
-            self._ticks_for = stride
+        narrow = self.width() < self.NARROW_PX
+        if (stride, narrow) == (self._ticks_for, self._narrow):
+            return
+        if narrow != self._narrow:
             self._titles = {}  # the title's length follows the width too
-            for p in self.plots:
-                p.getAxis("bottom").setTicks([self._ticks(stride)])
-                # the ticks say "move", "atk 16": a laptop's bars need the row the word "action" took
-                p.getAxis("bottom").showLabel(self.width() >= self.NARROW_PX)
+        self._ticks_for, self._narrow = stride, narrow
+        for p in self.plots:
+            p.getAxis("bottom").setTicks([self._ticks(stride)])
+            # the ticks say "move", "atk 16": a laptop's bars need the row the word "action" took
+            p.getAxis("bottom").showLabel(not narrow)
 
     def resizeEvent(self, ev):
         super().resizeEvent(ev)
@@ -122,7 +126,7 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
                                   f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>")
             self.notes[i].setPos(self.A - 0.5, yr[1])
             title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i"
-                     + (" (grey: unavailable)" if self.width() < self.NARROW_PX else
+                     + (" (grey: unavailable)" if self._narrow else
                         " per action — <span style='color:#ff8c28'>&#9650; chosen</span>, "
                         "<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable"))
             if self._titles.get(i) != title:
