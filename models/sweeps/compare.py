@@ -36,7 +36,7 @@ BOOKKEEPING = frozenset({"run.name", "run.seed", "run.runs_dir", "run.device", "
                          "run.snapshot_hz",
                          "run.save_interval", "run.save_buffer", "run.record_interval", "run.record_first_win",
                          "run.t_max", "run.time_limit_s", "run.on_nonfinite", "run.branch_of"})
-BRANCHED_AT = "run.branched_at"  # not a setting: compare's mark of a branch (the env step it left its parent)
+BRANCHED_AT = "run.branched_at"  # not a setting: compare's mark of a branch (its branch point, `branch_points`)
 BOOTSTRAP_RESAMPLES = 2000
 # the final evaluation's field (final_eval.json, written by a sweep) for a metrics.csv eval column
 FINAL_EVAL_FIELDS = {"test_win_rate": "win_rate", "test_return": "return"}
@@ -349,10 +349,16 @@ def branch_points(steps) -> dict[int, int]:
     out: dict[int, int] = {}
     first = None
     for s in sorted(set(steps)):
-        if first is None or s - first > max(0.02 * first, 6400):
+        if first is None or not same_branch_point(first, s):
             first = s
         out[s] = first
     return out
+
+
+def same_branch_point(a: int, b: int) -> bool:
+    """Two branch steps one branch point: the later within 2% (or a round of 16 400-step battles) of the earlier."""
+    lo, hi = min(a, b), max(a, b)
+    return hi - lo <= max(0.02 * lo, 6400)
 
 
 def _floor2(n: int) -> int:
@@ -454,10 +460,9 @@ def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str =
     branched = branch_points(r.config[BRANCHED_AT] for r in runs if r.config.get(BRANCHED_AT) is not None)
     order: dict[tuple, list[RunCurve]] = {}
     for r in runs:
-        key_cfg = r.config
         if r.config.get(BRANCHED_AT) is not None:  # grouped by branch point, not by each seed's exact step
-            key_cfg = {**r.config, BRANCHED_AT: branched[r.config[BRANCHED_AT]]}
-        order.setdefault(group_key(key_cfg), []).append(r)
+            r.config[BRANCHED_AT] = branched[r.config[BRANCHED_AT]]
+        order.setdefault(group_key(r.config), []).append(r)
     for g in order.values():
         seeds = [r.seed for r in g if "marl_eval.algorithm" not in r.config]
         shared = sorted({s for s in seeds if seeds.count(s) > 1})
@@ -465,9 +470,6 @@ def compare_runs(paths: list[str | Path], metric: str | None = None, stat: str =
             notes.append(f"{len(g)} runs of one group share seed {', '.join(map(str, shared))} (repeats, or branches "
                           f"of one run): not independent samples, so its bands and intervals are too narrow")
     configs = [{k: v for k, v in g[0].config.items() if k not in BOOKKEEPING} for g in order.values()]
-    for cfg in configs:
-        if cfg.get(BRANCHED_AT) is not None:
-            cfg[BRANCHED_AT] = branched[cfg[BRANCHED_AT]]
     labels = _labels(configs)
     x_steps = np.linspace(0.0, max(r.t_env[-1] for r in runs), points)
     walls = [float(np.nanmax(r.wall_s)) for r in runs if np.isfinite(r.wall_s).any()]  # imported: maybe none

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDia
 
 from models.files import metrics
 from models.sweeps.compare import (BOOKKEEPING, METRICS, CompareError, Comparison, branch_step, compare_runs,
-                                   default_metric, find_runs)
+                                   default_metric, find_runs, same_branch_point)
 from models.sweeps.trial import FINAL_EVAL
 
 from .common import AGENT_COLOURS, LEGEND_BRUSH
@@ -333,7 +333,7 @@ class CompareWindow(QMainWindow):
             shown: set = set()
             for (t, key, value), (text, tip) in sorted(marks.items()):
                 # the seeds of a branch group left a round apart: one label for them, a line for each
-                near = any(k == (key, value) and abs(t - t0) <= max(0.02 * t0, 6400) for k, t0 in shown)
+                near = any(k == (key, value) and same_branch_point(t0, t) for k, t0 in shown)
                 shown.add(((key, value), t))
                 k = 0 if near else sum(abs(t - x) <= 0.02 * max(t, x, 1) for x in labelled)
                 if not near:
