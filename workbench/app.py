@@ -12,8 +12,8 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QFont, QKeySequence  # noqa: E402
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QFrame, QLabel, QMainWindow,  # noqa: E402
-                               QPlainTextEdit, QScrollArea, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow,  # noqa: E402
+                               QPlainTextEdit, QVBoxLayout, QWidget)
 
 from . import layout  # noqa: E402
 from . import protocol as P  # noqa: E402
@@ -21,7 +21,7 @@ from .client import TrainerClient  # noqa: E402
 from .replay_control import ReplayControl  # noqa: E402
 from .run_control import DEFAULT_POLICY, RunControl, build_config  # noqa: E402,F401
 from .panels import (ArenaPanel, ControlsPanel, CurvesPanel, CurvesScroll, JointPanel, MixerPanel,  # noqa: E402
-                     QtotPanel, QValuesPanel, TimelinePanel)
+                     QtotPanel, QValuesPanel, TimelinePanel, vertical_scroll)
 from .panels.fork import ForkPanel  # noqa: E402
 from .state import WorkbenchState  # noqa: E402
 
@@ -63,15 +63,9 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         self.log_view.setReadOnly(True)
         self.log_view.setFont(QFont("Monospace", 9))
         self.docks = {}
-        controls_scroll = QScrollArea()  # the controls are taller than a laptop's screen allows them
-        controls_scroll.setWidget(self.controls)
-        controls_scroll.setWidgetResizable(True)
-        controls_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        mixer_scroll = QScrollArea()  # a laptop's Mixer dock (~220 px) squashed the heatmaps to a few pixels
-        mixer_scroll.setWidget(self.mixer)
-        mixer_scroll.setWidgetResizable(True)
-        mixer_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        mixer_scroll.setFrameShape(QFrame.NoFrame)
+        controls_scroll = vertical_scroll(self.controls)  # the controls are taller than a laptop's screen allows
+        # a laptop's Mixer dock (~220 px) squashed the heatmaps to a few pixels: it scrolls the panel instead
+        mixer_scroll = vertical_scroll(self.mixer, frame=False)
         for name, w, area in (("Controls", controls_scroll, Qt.LeftDockWidgetArea),
                               ("Messages", self.log_view, Qt.LeftDockWidgetArea),
                               ("Agent Q-values", self.qvalues, Qt.BottomDockWidgetArea),

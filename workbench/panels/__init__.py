@@ -7,7 +7,8 @@ from .joint import JointPanel
 from .mixer import MixerPanel
 from .qtot import QtotPanel
 from .qvalues import QValuesPanel
+from .common import vertical_scroll
 from .timeline import TimelinePanel
 
-__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "CurvesScroll", "JointPanel", "MixerPanel", "QtotPanel", "QValuesPanel",
-           "TimelinePanel"]
+__all__ = ["ArenaPanel", "ControlsPanel", "CurvesPanel", "CurvesScroll", "JointPanel", "MixerPanel", "QtotPanel",
+           "QValuesPanel", "TimelinePanel", "vertical_scroll"]

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtWidgets import QFrame, QGraphicsItem, QScrollArea
 
 pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", useOpenGL=False)
 
@@ -147,3 +147,15 @@ def set_image_levels(img: pg.ImageItem, bar: pg.ColorBarItem, data: np.ndarray, 
         bar.setLevels(levels)
         if ends_only:
             bar.axis.setTicks([[(v, f"{v:.2g}") for v in levels]])
+
+
+def vertical_scroll(widget, frame: bool = True, area=None):
+    """`widget` in a scroll area (`area`, or a new one) that follows its width and scrolls it up and down: a panel
+    that must not be squashed below its minimum height in a small dock."""
+    area = area if area is not None else QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+    if not frame:
+        area.setFrameShape(QFrame.NoFrame)
+    return area

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QScrollArea
+from PySide6.QtWidgets import QScrollArea
 
-from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range
+from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range, vertical_scroll
 
 
 def x_extent(x: float) -> float:
@@ -78,10 +78,7 @@ class CurvesScroll(QScrollArea):
     def __init__(self, panel: "CurvesPanel", parent=None):
         super().__init__(parent)
         self.panel = panel
-        self.setWidget(panel)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self.setFrameShape(QFrame.NoFrame)
+        vertical_scroll(panel, frame=False, area=self)
 
     def columns_for(self, width: int, height: int) -> int:
         """All the plots on screen when they fit at FIT_W x MIN_H (the fewest columns that do, for the widest
