@@ -22,6 +22,7 @@ class ReplayModel:
         self.playing = False
         self.breakpoints: tuple = ()  # event kinds playback stops at (models.core.events.BREAK_KINDS)
         self.gap_above: float | None = None  # playback stops where |Qtot - return| first goes above it
+        self._gap: tuple | None = None  # (gap_above, its step), found once
         self.speed = 1.0
         self.markers: list[tuple[int, str]] = list(episode.markers())
         self._last_tick: float | None = None
@@ -150,16 +151,18 @@ class ReplayModel:
         return changed
 
     def gap_step(self) -> int | None:
-        """The step where |Qtot - return| first goes above `gap_above` (None: no such step, or no Qtot kept)."""
+        """The step where |Qtot - return| first goes above `gap_above` (None: no such step, or no Qtot kept).
+        Found once per threshold: playback asks at every tick, the episode does not change."""
         if self.gap_above is None:
             return None
-        from models.core.events import first_gap
+        if self._gap is None or self._gap[0] != self.gap_above:
+            from models.core.events import first_gap
 
-        a = getattr(self.episode, "arrays", {})
-        if "qtot" not in a or not self.length:
-            return None
-        hit = first_gap(a["qtot"], self.episode.return_to_go(), self.gap_above)
-        return None if hit is None else hit[0]
+            a = getattr(self.episode, "arrays", {})
+            hit = (first_gap(a["qtot"], self.episode.return_to_go(), self.gap_above)
+                   if "qtot" in a and self.length else None)
+            self._gap = (self.gap_above, None if hit is None else hit[0])
+        return self._gap[1]
 
     # ---- names -----------------------------------------------------------------------------------------------
     def status(self) -> str:

@@ -21,6 +21,7 @@ from . import protocol as P
 
 _NOT_YET = object()  # a gap breakpoint just set: the next finished episode is the first judged
 
+
 class ProcessCallbacks:
     """`models.training.train.Callbacks` that talks to the GUI through queues."""
 
