@@ -24,6 +24,13 @@ def _start(qtbot, w, extra=()):
     qtbot.waitUntil(lambda: w.state.snapshots_seen >= 2, timeout=WAIT)
 
 
+def _train_until_break(qtbot, w, prefix: str) -> str:
+    """Start a tiny training and wait until a breakpoint pauses it; the breakpoint's message."""
+    _start(qtbot, w)
+    qtbot.waitUntil(lambda: w.state.paused and any(m.startswith(prefix) for m in w.state.messages), timeout=WAIT)
+    return next(m for m in w.state.messages if m.startswith(prefix))
+
+
 def test_state_model_without_qt():
     st = WorkbenchState()
     st.ingest([P.Started(mode="train", run_dir="r", algorithm="QMIX", t_env=0,
@@ -488,9 +495,7 @@ def test_branching_the_running_training_from_the_window(qtbot, window, tmp_path)
 def test_break_on_the_td_error_pauses_the_training_after_that_update(qtbot, window):
     w = window
     w.set_breakpoints([], td_error_above=0.0)  # any update
-    _start(qtbot, w)
-    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: mean |TD error|" in m for m in w.state.messages),
-                    timeout=WAIT)
+    _train_until_break(qtbot, w, "breakpoint: mean |TD error|")
     assert w.td_break_action.isChecked()
     t = w.state.t_env
     qtbot.wait(1000)
@@ -507,10 +512,7 @@ def test_break_on_qtot_far_from_the_return_pauses_a_training_and_keeps_the_episo
 
     w = window
     w.set_breakpoints([], gap_above=0.0)  # any episode
-    _start(qtbot, w)
-    qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: |Qtot - return|" in m for m in w.state.messages),
-                    timeout=WAIT)
-    said = next(m for m in w.state.messages if m.startswith("breakpoint: |Qtot - return|"))
+    said = _train_until_break(qtbot, w, "breakpoint: |Qtot - return|")
     k = int(re.search(r"at step (\d+) of env 0's episode", said).group(1))
     # judged while env 0's recording still holds the whole episode (also when its battle ended the round)
     qtbot.waitUntil(lambda: any(m.startswith("the episode is in ") for m in w.state.messages), timeout=10_000)
