@@ -27,9 +27,9 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         row = 0
         if mixer == "qmix":
             self.imgs = {}
-            for key, title, ticks in (("w1", "|W1(s)|: each agent's Q weight per embedding unit",
+            for key, title, ticks in (("w1", "|W1(s)| per agent and embedding unit",
                                        [(i + 0.5, f"agent {i}") for i in range(n_agents)]),
-                                      ("b1w2", "b1(s) and |W2(s)| per embedding unit",
+                                      ("b1w2", "b1(s), |W2(s)| per embedding unit",
                                        [(0.5, "b1"), (1.5, "|W2|")])):
                 p = self.addPlot(row=row, col=0)
                 label_plot(p, title, "", "")
@@ -55,7 +55,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
             row += 1
         self.credit_plot = self.addPlot(row=row, col=0)
         self.ci.layout.setRowStretchFactor(row, 3)
-        label_plot(self.credit_plot, "credit dQtot/dQi over the episode (env 0)", "dQtot/dQi", "step t")
+        label_plot(self.credit_plot, "credit dQtot/dQi per step (env 0)", "dQtot/dQi", "step t")
         self.credit_plot.addLegend(offset=(10, 5), brush=LEGEND_BRUSH)
         self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
