@@ -110,6 +110,26 @@ def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     assert _round_ticks(0, 1) == [0.5] and _round_ticks(0, 2400) == [1000.0, 2000.0] and _round_ticks(3, 3) == []
 
 
+def test_mixer_credit_curves_get_the_height_in_a_small_dock(qtbot):
+    """At the Mixer's smallest height the credit plot's view was ~40 px under two stretched heatmaps, a V(s)
+    row and a legend over the curves: the heatmaps are capped, V(s) is in a title, the key is in the title."""
+    from workbench.panels.mixer import MixerPanel
+
+    panel = MixerPanel()
+    qtbot.addWidget(panel)
+    panel.setup("qmix", 2)
+    panel.resize(400, MixerPanel.MIN_H)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.credit_plot.getViewBox().height() > 0)
+    heat = panel.imgs["w1"][2].getViewBox().height()
+    assert panel.credit_plot.getViewBox().height() >= 75 and heat >= 30
+    assert panel.credit_plot.legend is None and "agent 1" in panel.credit_plot.titleLabel.text
+    rng = np.random.default_rng(0)
+    panel.show_snapshot({"probe": {"hyper": {"w1": rng.random((2, 32)), "b1": rng.random(32),
+                                             "w2": rng.random(32), "v": 4.25}}})
+    assert "V(s) = +4.250" in panel.imgs["b1w2"][2].titleLabel.text
+
+
 def test_window_opens_ready_on_2c_vs_64zg(window):
     c = window.controls
     assert c.scenario.currentText() == "2c_vs_64zg" and c.algorithm.currentText() == "QMIX"

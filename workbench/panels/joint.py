@@ -19,9 +19,10 @@ class JointPanel(pg.GraphicsLayoutWidget):
         self.clear()
         p = self.addPlot(row=0, col=0)
         # the key goes in the title: a legend inside the view would hide the markers it explains
-        label_plot(p, "Qtot(s, u0, u1): <span style='color:#ffffff'>&#9733; greedy</span> "
-                   "<span style='color:#ff3c3c'>&#10006; taken</span> dark: unavailable",
-                   "agent 1 action", "agent 0 action")
+        # short enough for a laptop's dock (a longer one was cut at its left): the shading's key is the axis label
+        label_plot(p, "Qtot(s, u0, u1) <span style='color:#ffffff'>&#9733; greedy</span> "
+                   "<span style='color:#ff3c3c'>&#10006; taken</span>",
+                   "agent 1 action", "agent 0 action (dark: unavailable)")
         self.img = pg.ImageItem()
         self.img.setColorMap(pg.colormap.get("viridis"))
         p.addItem(self.img)

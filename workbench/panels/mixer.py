@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import (LEGEND_BRUSH, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels,
+from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels,
                      set_view_range, set_y_range)
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
-    MIN_H = 300  # below this the heatmaps drew a few pixels tall: the window scrolls the panel instead
+    MIN_H = 320  # below this the plots drew a few pixels tall: the window scrolls the panel instead
+    HEATMAP_H = 70  # a heatmap of 2-3 rows of cells reads at this height; the credit curves get the rest
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -27,16 +28,18 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         row = 0
         if mixer == "qmix":
             self.imgs = {}
-            for key, title, ticks in (("w1", "|W1(s)| per agent and embedding unit",
+            for key, title, ticks in (("w1", "|W1(s)| per agent, embedding unit",
                                        [(i + 0.5, f"agent {i}") for i in range(n_agents)]),
-                                      ("b1w2", "b1(s), |W2(s)| per embedding unit",
+                                      ("b1w2", self._b1w2_title(None),
                                        [(0.5, "b1"), (1.5, "|W2|")])):
                 p = self.addPlot(row=row, col=0)
                 label_plot(p, title, "", "")
                 p.getAxis("bottom").showLabel(False)  # the title names the axis: no "embedding unit" under each
                 if key == "w1":  # the same units as the plot under it, whose ticks show them
                     p.getAxis("bottom").setStyle(showValues=False)
-                self.ci.layout.setRowStretchFactor(row, 2)
+                # b1/W2 has its tick labels under it; W1 grows with its rows of agents
+                p.setMaximumHeight(self.HEATMAP_H + (20 if key == "b1w2" else 10 * max(0, n_agents - 2)))
+                self.ci.layout.setRowStretchFactor(row, 0)
                 img = pg.ImageItem()
                 img.setColorMap(pg.colormap.get("inferno"))
                 p.addItem(img)
@@ -45,23 +48,27 @@ class MixerPanel(pg.GraphicsLayoutWidget):
                 p.getAxis("left").setTicks([ticks])
                 self.imgs[key] = (img, bar, p)
                 row += 1
-            self.v_label = self.addLabel("V(s) = ", row=row, col=0)
-            relax(self.v_label)
-            row += 1
         else:
             text = ("VDN: Qtot = sum of Qi — no hypernetwork; every agent's credit is 1." if mixer == "vdn"
                     else "IQL: no mixer — each agent learns its own Q from the team reward.")
             relax(self.addLabel(text, row=row, col=0))
             row += 1
         self.credit_plot = self.addPlot(row=row, col=0)
-        self.ci.layout.setRowStretchFactor(row, 3)
-        label_plot(self.credit_plot, "credit dQtot/dQi per step (env 0)", "dQtot/dQi", "step t")
-        self.credit_plot.addLegend(offset=(10, 5), brush=LEGEND_BRUSH)
+        self.ci.layout.setRowStretchFactor(row, 1)
+        # the agents' key goes in the title: a legend inside a plot this small hid the curves
+        key = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>&#9473; agent {i}</span>"
+                       for i, (r, g, b) in enumerate(AGENT_COLOURS[:n_agents]))
+        label_plot(self.credit_plot, f"credit per step {key}", "dQtot/dQi", "")
+        self.credit_plot.getAxis("bottom").showLabel(False)  # the title says "per step": its row goes to the curves
         self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1.5))
         self.cursor.setVisible(False)
         self.credit_plot.addItem(self.cursor, ignoreBounds=True)
+
+    @staticmethod
+    def _b1w2_title(v: float | None) -> str:
+        return "b1(s), |W2(s)|" + ("" if v is None else f";  V(s) = {v:+.3f}")
 
     def show_snapshot(self, snap: dict) -> None:
         probe = snap["probe"]
@@ -74,7 +81,8 @@ class MixerPanel(pg.GraphicsLayoutWidget):
                 img, bar, p = self.imgs[key]
                 lo, hi = self.levels[key](data)
                 set_image_levels(img, bar, data, (lo, hi), ends_only=True)
-            self.v_label.setText(f"V(s) = {float(hyper['v']):+.3f}    (state-value bias of Qtot)")
+            # V(s) shares the b1/W2 title: a row of its own took the height the credit curves need
+            self.imgs["b1w2"][2].setTitle(self._b1w2_title(float(hyper["v"])), size="10pt")
         k = snap.get("cursor")
         if self.kind is not None:
             if k is not None:
