@@ -315,3 +315,6 @@ def test_qtot_panel_legend_follows_the_mode(qtbot):
     panel.show_trace(live)  # back to live: the legend is as it was, in its order
     assert legend()[-2:] == ["Qtot, last finished episode", "discounted return earned, last episode"]
     assert _points(panel.last_q) == 3
+    assert "RES softmax target" not in legend()  # no key for a line a run without RES never draws
+    panel.set_res(True)
+    assert legend()[2] == "RES softmax target" and len(legend()) == 5

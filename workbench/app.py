@@ -276,7 +276,9 @@ class MainWindow(RunControl, ReplayControl, QMainWindow):
         info = st.env_info
         n, A = info.get("n_agents", 0), info.get("n_actions", 0)
         self.qvalues.configure(n, A, st.is_matrix_game)
-        self.mixer.setup(st.config.get("algo", {}).get("mixer", "qmix"), n)
+        algo = st.config.get("algo", {})
+        self.mixer.setup(algo.get("mixer", "qmix"), n)
+        self.qtot.set_res(bool(algo.get("res", False)))
         self.controls.set_agents(n, A, st.is_matrix_game)
 
     def _show_snapshot(self):

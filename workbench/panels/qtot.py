@@ -29,37 +29,45 @@ class QtotPanel(pg.PlotWidget):
         self.cursor.setVisible(False)
         p.addItem(self.cursor, ignoreBounds=True)
         self.gap = None
-        self.replay = False
+        self._set_legend(replay=False, res=False)
 
-    def _set_replay(self, replay: bool) -> None:
-        """In Replay mode the episode shown is the finished one: its Qtot is drawn once (blue), and the return
-        beside it is this episode's, so the orange "last finished episode" line and its legend entry go."""
-        self.replay = replay
+    def set_res(self, on: bool) -> None:
+        """Whether the run shown uses RES (its softmax target is drawn and named)."""
+        if on != self.res_on:
+            self._set_legend(self.replay, on)
+
+    def _set_legend(self, replay: bool, res: bool) -> None:
+        """The legend names only the lines drawn: RES's target only when RES is on (a key for a line that never
+        appears took a fifth of a laptop-sized panel); in Replay mode the episode shown is the finished one, its
+        Qtot drawn once (blue) and the return beside it this episode's, so the orange "last finished episode"
+        line and its entry go."""
+        self.replay, self.res_on = replay, res
         legend = self.getPlotItem().legend
-        if replay:
-            legend.removeItem(self.last_q)
-            self.last_q.setData([], [])
-        else:
-            legend.removeItem(self.last_g)  # re-added after last_q, to keep the legend's order
-            legend.addItem(self.last_q, "Qtot, last finished episode")
-            legend.addItem(self.last_g, "")
+        legend.clear()
         who = "this episode" if replay else "last episode"
-        legend.getLabel(self.last_g).setText(f"discounted return earned, {who}")
+        entries = [(self.cur, "Qtot(s_t, u_t), this episode"), (self.greedy, "max_u Qtot(s_t, u)"),
+                   (self.res, "RES softmax target") if res else None,
+                   None if replay else (self.last_q, "Qtot, last finished episode"),
+                   (self.last_g, f"discounted return earned, {who}")]
+        for item, name in filter(None, entries):
+            legend.addItem(item, name)
+        if replay:
+            self.last_q.setData([], [])
 
     def show_trace(self, snap: dict) -> None:
         if bool(snap.get("replay")) != self.replay:
-            self._set_replay(bool(snap.get("replay")))
+            self._set_legend(bool(snap.get("replay")), self.res_on)
+        tr = snap.get("trace") or {}
+        res = [v for v in tr.get("res", []) if v is not None]
         k = snap.get("cursor")
         if k is not None:
             self.cursor.setValue(k)
         if self.cursor.isVisible() != (k is not None):
             self.cursor.setVisible(k is not None)
-        tr = snap.get("trace") or {}
         q = np.asarray(tr.get("qtot", []), dtype=float)
         self.cur.setData(np.arange(len(q)), q)
         g = np.asarray(tr.get("greedy", []), dtype=float)
         self.greedy.setData(np.arange(len(g)), g)
-        res = [v for v in tr.get("res", []) if v is not None]
         self.res.setData(np.arange(len(res)), np.asarray(res, dtype=float))
         last = snap.get("last_episode")
         p = self.getPlotItem()
