@@ -20,8 +20,12 @@ WAIT = 90_000  # ms: a spawned trainer imports torch and the simulator before it
 
 
 def _start(qtbot, w, extra=()):
+    """Start a tiny training; return once it streams snapshots, or has paused at a breakpoint. Snapshots are
+    latest-wins: a breakpoint in the first steps (first damage at ~50 env steps) can pause the trainer before
+    the window has polled a second one, and a paused trainer sends no more."""
     w.start_training(TINY + list(extra))
-    qtbot.waitUntil(lambda: w.state.snapshots_seen >= 2, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.state.snapshots_seen >= 2 or (w.state.paused and w.state.snapshots_seen >= 1),
+                    timeout=WAIT)
 
 
 def _train_until_break(qtbot, w, prefix: str) -> str:
