@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels,
-                     set_view_range, set_y_range)
+                     set_title, set_view_range, set_y_range)
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -82,7 +82,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
                 lo, hi = self.levels[key](data)
                 set_image_levels(img, bar, data, (lo, hi), ends_only=True)
             # V(s) shares the b1/W2 title: a row of its own took the height the credit curves need
-            self.imgs["b1w2"][2].setTitle(self._b1w2_title(float(hyper["v"])), size="10pt")
+            set_title(self.imgs["b1w2"][2], self._b1w2_title(float(hyper["v"])))
         k = snap.get("cursor")
         if self.kind is not None:
             if k is not None:
