@@ -440,6 +440,28 @@ def test_marl_eval_export_round_trips_and_imports_beside_our_runs(tmp_path):
     assert rc == 2 and "bad.json: env/task/algo/run_0/step_0: expected step_count" in err
 
 
+def test_compare_never_replaces_earlier_work_or_an_input_without_force(tmp_path):
+    import json
+
+    _fake_run(tmp_path / "runs" / "a0", 0, 0.001, [(t, t / 100, t / 1000) for t in range(0, 1001, 100)])
+    runs, out = str(tmp_path / "runs"), tmp_path / "out.json"
+    out.write_text("earlier work")
+    rc, stdout, err = _run(["compare", runs, "--export-marl-eval", str(out)])
+    assert rc == 2 and f"--export-marl-eval {out}: exists; add --force to replace it" in err and "wrote" not in stdout
+    assert out.read_text() == "earlier work"
+    for flag in ("--out", "--out-stats"):  # refused before any figure is drawn
+        rc, stdout, err = _run(["compare", runs, flag, str(out)])
+        assert rc == 2 and f"{flag} {out}: exists; add --force" in err and out.read_text() == "earlier work"
+    rc, stdout, err = _run(["compare", runs, "--export-marl-eval", str(out), "--force"])
+    assert rc == 0 and f"wrote {out}" in stdout and "run_0" in json.loads(out.read_text())["smac_qmix_workbench"][
+        "2c_vs_64zg"]["QMIX"]
+    imported = out.read_text()
+    rc, _, err = _run(["compare", runs, str(out), "--export-marl-eval", str(out), "--force"])
+    assert rc == 2 and "that is the input" in err and out.read_text() == imported
+    rc, _, err = _run(["compare", runs, "--out", str(tmp_path / "f.png"), "--out-stats", str(tmp_path / "f.png")])
+    assert rc == 2 and "--out and --out-stats: both are" in err and not (tmp_path / "f.png").exists()
+
+
 def test_the_best_checkpoint_is_judged_by_the_last_evaluation_at_or_before_it(tmp_path):
     from models.play.evaluate import best_checkpoint
 

@@ -63,6 +63,8 @@ def add_parsers(sub) -> dict:
     c.add_argument("--per-run", action="store_true",
                    help="also a row per run: env steps and wall time to its first evaluation >= 50%% and >= 80%%, "
                         "and its final evaluation")
+    c.add_argument("--force", action="store_true",
+                   help="replace existing files at --out, --out-stats and --export-marl-eval (never an input)")
     return {"sweep": sweep_command, "compare": compare_command}
 
 
@@ -137,11 +139,19 @@ def compare_command(args) -> int:
         except ValueError:
             raise CompareError(f"--at {args.at!r}: expected env steps separated by commas, e.g. "
                                f"500000,1000000") from None
-    from workbench.plot import check_out_png
+    from pathlib import Path
 
-    for out in (args.out, args.out_stats):  # before any work: a figure that cannot be written is refused now
-        if out:
-            check_out_png(out)
+    from workbench.cli import check_output
+
+    # before any work: an output that cannot be written, or would replace an input or earlier work, is refused now
+    outs = [(f, o) for f, o in (("--out", args.out), ("--out-stats", args.out_stats),
+                                ("--export-marl-eval", args.export_marl_eval)) if o]
+    for flag, out in outs:
+        check_output(out, args.paths, args.force, flag=flag)
+    for i, (flag, out) in enumerate(outs):
+        for flag2, out2 in outs[i + 1:]:
+            if Path(out).resolve() == Path(out2).resolve():
+                raise ValueError(f"{flag} and {flag2}: both are {out}; give each output its own path")
     c = compare_runs(args.paths, metric=args.metric, stat=args.stat, at=at)
     print(c.table())
     print()
