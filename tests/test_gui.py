@@ -112,6 +112,9 @@ def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     qtbot.waitUntil(lambda: panel.columns == 4)
     assert panel.rows() == 2 and panel.minimumHeight() <= 290
     assert _round_ticks(0, 1) == [0.5] and _round_ticks(0, 2400) == [1000.0, 2000.0] and _round_ticks(3, 3) == []
+    # the curves' keys are in their titles, not legends over plots this small (one hid the win rate's curves)
+    assert all(p.legend is None for p in panel.plots)
+    assert "greedy test" in panel.plots[1].titleLabel.text and "RES" in panel.plots[7].titleLabel.text
 
 
 def test_mixer_credit_curves_get_the_height_in_a_small_dock(qtbot):

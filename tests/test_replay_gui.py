@@ -115,9 +115,9 @@ def test_open_scrub_step_and_jump_to_the_death_step(qtbot, window, episode, epis
     assert np.allclose(w.joint.table, episode.joint_table(k))
     assert w.qtot.cursor.isVisible() and w.qtot.cursor.value() == k
     # the replayed episode's Qtot is drawn once, and the return beside it is called this episode's
-    legend = [lab.text for _, lab in w.qtot.getPlotItem().legend.items]
+    legend = w.qtot.key_names
     assert not any("last" in t for t in legend), legend
-    assert "discounted return earned, this episode" in legend
+    assert "return earned" in legend and "return earned" in w.qtot.getPlotItem().titleLabel.text
     assert _points(w.qtot.cur) == T and _points(w.qtot.last_q) == 0
     assert np.allclose(w.mixer.w1, episode.arrays["w1"][k])
     assert w.arena.frames_drawn > 0 and f"step {k}/{T}" in w.status.text()
@@ -304,17 +304,19 @@ def test_qtot_panel_legend_follows_the_mode(qtbot):
               "replay": True, "cursor": 1}
 
     def legend():
-        return [lab.text for _, lab in panel.getPlotItem().legend.items]
+        assert all(name in panel.getPlotItem().titleLabel.text for name in panel.key_names)  # the key is in the title
+        return panel.key_names
 
     panel.show_trace(live)
-    assert "Qtot, last finished episode" in legend() and _points(panel.last_q) == 3
+    assert panel.getPlotItem().legend is None  # nothing over the curves: a legend covered most of a laptop's panel
+    assert "last ep. Qtot" in legend() and _points(panel.last_q) == 3
     panel.show_trace(replay)
-    assert "Qtot, last finished episode" not in legend() and _points(panel.last_q) == 0
-    assert legend()[-1] == "discounted return earned, this episode"
+    assert "last ep. Qtot" not in legend() and _points(panel.last_q) == 0
+    assert legend()[-1] == "return earned" and "this episode" in panel.toolTip()
     assert panel.label.toPlainText().startswith("this episode: mean Qtot - return = +1.00")
     panel.show_trace(live)  # back to live: the legend is as it was, in its order
-    assert legend()[-2:] == ["Qtot, last finished episode", "discounted return earned, last episode"]
+    assert legend()[-2:] == ["last ep. Qtot", "last ep. return"]
     assert _points(panel.last_q) == 3
-    assert "RES softmax target" not in legend()  # no key for a line a run without RES never draws
+    assert "RES target" not in legend()  # no key for a line a run without RES never draws
     panel.set_res(True)
-    assert legend()[2] == "RES softmax target" and len(legend()) == 5
+    assert legend()[2] == "RES target" and len(legend()) == 5 and "RES's softmax target" in panel.toolTip()

@@ -71,6 +71,15 @@ class StableLevels:
         return self.lo, self.hi
 
 
+def line_key(entries, size: str | None = None) -> str:
+    """A plot's key as rich text for its title: a line glyph in each entry's colour (dashed or solid) and its
+    name, for entries ((r, g, b), name, dashed). A legend inside a laptop-sized plot covered the curves it
+    named; in the title it costs a line and hides nothing."""
+    spans = " &nbsp;".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>{'&#9549;' if dashed else '&#9473;'} {name}"
+                           f"</span>" for (r, g, b), name, dashed in entries)
+    return spans if size is None else f"<span style='font-size:{size}'>{spans}</span>"
+
+
 def set_title(plot: pg.PlotItem, title: str, size: str = "10pt") -> None:
     """A plot's title that never widens its panel: on a narrow screen a long title is cut, the plot is not."""
     relax(plot.titleLabel)

@@ -6,7 +6,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QScrollArea
 
-from .common import LEGEND_BRUSH, StableLevels, label_plot, set_view_range, set_y_range, vertical_scroll
+from .common import StableLevels, label_plot, line_key, set_title, set_view_range, set_y_range, vertical_scroll
 
 
 def x_extent(x: float) -> float:
@@ -20,19 +20,28 @@ def x_extent(x: float) -> float:
             return m * e
     return 10.0 * e
 
-PLOTS = [  # (title, y label, [(series, name, colour, smoothed)])
-    ("episode return", "return", [("return", "train (mean of 50 episodes)", (90, 180, 255), True)]),
-    ("win rate", "win rate", [("won", "train (mean of 50 episodes)", (90, 180, 255), True),
+PLOTS = [  # (title, y label, [(series, key name, colour, smoothed)])
+    ("episode return", "return", [("return", "train", (90, 180, 255), True)]),
+    ("win rate", "win rate", [("won", "train", (90, 180, 255), True),
                               ("test_win_rate", "greedy test", (255, 170, 60), False)]),
     ("loss", "TD loss", [("loss", "loss", (230, 110, 110), False)]),
     ("TD error", "|TD error|", [("td_error", "mean |TD error|", (230, 160, 110), False)]),
     ("epsilon", "epsilon", [("epsilon", "epsilon", (180, 180, 180), False)]),
     ("overestimation", "Qtot - return", [("overestimation", "mean Qtot - discounted return", (255, 90, 90), True)]),
     ("throughput", "env steps/s", [("steps_per_s", "env steps/s", (120, 220, 120), False)]),
-    ("value targets", "value", [("qtot_taken", "Qtot of taken actions", (90, 180, 255), False),
-                                ("max_value", "max target (RES runs)", (255, 170, 60), False),
-                                ("res_softmax_value", "RES softmax target", (120, 230, 120), False)]),
+    ("value targets", "value", [("qtot_taken", "Qtot", (90, 180, 255), False),
+                                ("max_value", "max", (255, 170, 60), False),
+                                ("res_softmax_value", "RES", (120, 230, 120), False)]),
 ]
+# what a plot's short key means, on hovering it
+TOOLTIPS = {
+    "episode return": "training episodes' return, mean of the last 50",
+    "win rate": "train: the training episodes' (epsilon-greedy) win rate, mean of the last 50<br>"
+                "greedy test: each evaluation's win rate, greedy actions",
+    "overestimation": "mean over a training episode's steps of Qtot - the discounted return earned, mean of the last 50",
+    "value targets": "Qtot: the mean Qtot of the taken actions in an update<br>"
+                     "max: the max target's mean (RES runs)<br>RES: RES's softmax target's mean (RES runs)",
+}
 
 
 def _inner_ticks(hi: float) -> list[float]:
@@ -119,10 +128,12 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
             if title == "win rate":  # a rate: always the whole of [0, 1]
                 p.setYRange(-0.02, 1.02, padding=0)
                 p._levels = None
-            if len(items) > 1:
-                p.addLegend(offset=(5, 5), labelTextSize="7pt", brush=LEGEND_BRUSH)
+            if len(items) > 1:  # the key in the title: a legend inside a plot this small covered its curves
+                set_title(p, f"{title}<br>{line_key([(c, name, False) for _, name, c, _ in items], size='7pt')}")
+            if title in TOOLTIPS:
+                p.setToolTip(TOOLTIPS[title])
             for series, name, colour, smooth in items:
-                c = p.plot(pen=pg.mkPen(colour, width=2), name=name)
+                c = p.plot(pen=pg.mkPen(colour, width=2))
                 self.curves[series] = (c, smooth, p)
         # updates whose loss, gradients or Q-values were not finite: red crosses on the loss plot, where the
         # curve (which cannot draw NaN) would otherwise just stop

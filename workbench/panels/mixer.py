@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels,
+from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, line_key, relax, set_image_levels,
                      set_title, set_view_range, set_y_range)
 
 
@@ -56,8 +56,7 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         self.credit_plot = self.addPlot(row=row, col=0)
         self.ci.layout.setRowStretchFactor(row, 1)
         # the agents' key goes in the title: a legend inside a plot this small hid the curves
-        key = " ".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>&#9473; agent {i}</span>"
-                       for i, (r, g, b) in enumerate(AGENT_COLOURS[:n_agents]))
+        key = line_key((c, f"agent {i}", False) for i, c in enumerate(AGENT_COLOURS[:n_agents]))
         label_plot(self.credit_plot, f"credit per step {key}", "dQtot/dQi", "")
         self.credit_plot.getAxis("bottom").showLabel(False)  # the title says "per step": its row goes to the curves
         self.credit_plot.disableAutoRange()

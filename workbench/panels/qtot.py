@@ -6,22 +6,24 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
-from .common import LEGEND_BRUSH, StableLevels, grow_range, label_plot, set_view_range, set_y_range
+from .common import StableLevels, grow_range, label_plot, line_key, set_title, set_view_range, set_y_range
 
 
 class QtotPanel(pg.PlotWidget):
+    TITLE = "Qtot over the episode (env 0)"
+    COLOURS = {"cur": (90, 180, 255), "res": (120, 230, 120), "last_q": (255, 170, 60), "last_g": (255, 90, 90)}
+
     def __init__(self, parent=None):
         super().__init__(parent)
         p = self.getPlotItem()
-        label_plot(p, "Qtot over the episode (env 0)", "value", "step t of the episode")
-        p.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=LEGEND_BRUSH)
+        label_plot(p, self.TITLE, "value", "step t of the episode")
         p.disableAutoRange()
         self.levels = StableLevels()
-        self.cur = p.plot(pen=pg.mkPen((90, 180, 255), width=2), name="Qtot(s_t, u_t), this episode")
-        self.greedy = p.plot(pen=pg.mkPen((90, 180, 255), width=1, style=Qt.DashLine), name="max_u Qtot(s_t, u)")
-        self.res = p.plot(pen=pg.mkPen((120, 230, 120), width=2), name="RES softmax target")
-        self.last_q = p.plot(pen=pg.mkPen((255, 170, 60), width=2), name="Qtot, last finished episode")
-        self.last_g = p.plot(pen=pg.mkPen((255, 90, 90), width=2), name="discounted return earned, last episode")
+        self.cur = p.plot(pen=pg.mkPen(self.COLOURS["cur"], width=2))
+        self.greedy = p.plot(pen=pg.mkPen(self.COLOURS["cur"], width=1, style=Qt.DashLine))
+        self.res = p.plot(pen=pg.mkPen(self.COLOURS["res"], width=2))
+        self.last_q = p.plot(pen=pg.mkPen(self.COLOURS["last_q"], width=2))
+        self.last_g = p.plot(pen=pg.mkPen(self.COLOURS["last_g"], width=2))
         self.label = pg.TextItem("", color=(255, 120, 120), anchor=(0, 0))
         p.addItem(self.label, ignoreBounds=True)
         # Replay mode's step: the whole episode is drawn and a vertical line says where the other panels are
@@ -37,20 +39,25 @@ class QtotPanel(pg.PlotWidget):
             self._set_legend(self.replay, on)
 
     def _set_legend(self, replay: bool, res: bool) -> None:
-        """The legend names only the lines drawn: RES's target only when RES is on (a key for a line that never
-        appears took a fifth of a laptop-sized panel); in Replay mode the episode shown is the finished one, its
+        """The key (in the title: a legend inside the view covered most of a laptop-sized panel) names only the
+        lines drawn: RES's target only when RES is on; in Replay mode the episode shown is the finished one, its
         Qtot drawn once (blue) and the return beside it this episode's, so the orange "last finished episode"
         line and its entry go."""
         self.replay, self.res_on = replay, res
-        legend = self.getPlotItem().legend
-        legend.clear()
-        who = "this episode" if replay else "last episode"
-        entries = [(self.cur, "Qtot(s_t, u_t), this episode"), (self.greedy, "max_u Qtot(s_t, u)"),
-                   (self.res, "RES softmax target") if res else None,
-                   None if replay else (self.last_q, "Qtot, last finished episode"),
-                   (self.last_g, f"discounted return earned, {who}")]
-        for item, name in filter(None, entries):
-            legend.addItem(item, name)
+        C = self.COLOURS
+        entries = [(C["cur"], "Qtot", False), (C["cur"], "max_u Qtot", True),
+                   (C["res"], "RES target", False) if res else None,
+                   None if replay else (C["last_q"], "last ep. Qtot", False),
+                   (C["last_g"], "return earned" if replay else "last ep. return", False)]
+        entries = list(filter(None, entries))
+        self.key_names = [name for _, name, _ in entries]
+        who = "this episode" if replay else "the last finished episode"
+        self.setToolTip("<br>".join(filter(None, [
+            "solid blue: Qtot(s_t, u_t) of the actions taken, this episode", "dashed blue: max_u Qtot(s_t, u)",
+            "green: RES's softmax target" if res else None,
+            None if replay else "orange: Qtot of the last finished episode",
+            f"red: the discounted return earned from each step on, {who}"])))
+        set_title(self.getPlotItem(), f"{self.TITLE}<br>{line_key(entries, size='8pt')}")
         if replay:
             self.last_q.setData([], [])
 
