@@ -74,6 +74,38 @@ def test_lambda_returns_match_a_hand_computation():
     assert trunc[0, 2] == pytest.approx(3.0 + g * 40.0)
 
 
+def _lambda_returns_loop(reward, terminal, filled, values, gamma, lam):
+    """The recursion as pymarl2 writes it, one step at a time: the reference for the batched form."""
+    T = reward.shape[1]
+    while reward.dim() < values.dim():
+        reward, terminal, filled = reward.unsqueeze(-1), terminal.unsqueeze(-1), filled.unsqueeze(-1)
+    out = torch.zeros_like(values[:, :T])
+    g = values[:, T]
+    for t in range(T - 1, -1, -1):
+        nxt_valid = filled[:, t + 1] if t + 1 < T else torch.zeros_like(filled[:, t])
+        g_next = torch.where(nxt_valid > 0, g, values[:, t + 1])
+        g = reward[:, t] + gamma * (1.0 - terminal[:, t]) * ((1 - lam) * values[:, t + 1] + lam * g_next)
+        out[:, t] = g
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.6, 1.0])
+def test_lambda_returns_equal_the_step_by_step_recursion(lam):
+    """Episodes of every length in one padded batch, terminal or cut at the limit, and IQL's per-agent values."""
+    gen = torch.Generator().manual_seed(0)
+    B, T = 12, 30
+    lengths = torch.randint(1, T + 1, (B,), generator=gen)
+    filled = (torch.arange(T) < lengths.unsqueeze(1)).float()
+    terminal = torch.zeros(B, T)
+    ends = torch.rand(B, generator=gen) < 0.7  # the others were cut by the time limit (bootstrapped)
+    terminal[ends, lengths[ends] - 1] = 1.0
+    reward = torch.randn(B, T, generator=gen) * filled
+    for values in (torch.randn(B, T + 1, generator=gen), torch.randn(B, T + 1, 3, generator=gen)):
+        out = lambda_returns(reward, terminal, filled, values, 0.99, lam)
+        assert out.shape == values[:, :T].shape
+        torch.testing.assert_close(out, _lambda_returns_loop(reward, terminal, filled, values, 0.99, lam))
+
+
 def test_res_operator_limits():
     torch.manual_seed(3)
     R, n, A = 5, 2, 4

@@ -13,20 +13,30 @@ NEG_INF = -1e9
 
 
 def lambda_returns(reward, terminal, filled, values, gamma: float, lam: float):
-    """TD(lambda) targets (pymarl2). reward/terminal/filled [B, T], values [B, T+1] = bootstrap value of
-    s_t (index t+1 is the state after step t); extra trailing dims (IQL's agents) broadcast."""
-    T = reward.shape[1]
-    while reward.dim() < values.dim():
-        reward, terminal, filled = reward.unsqueeze(-1), terminal.unsqueeze(-1), filled.unsqueeze(-1)
-    out = torch.zeros_like(values[:, :T])
-    g = values[:, T]
-    for t in range(T - 1, -1, -1):
-        nxt_valid = filled[:, t + 1] if t + 1 < T else torch.zeros_like(filled[:, t])
-        g_next = torch.where(nxt_valid > 0, g, values[:, t + 1])  # past the end: bootstrap fully
-        c = gamma * (1.0 - terminal[:, t])
-        g = reward[:, t] + c * ((1 - lam) * values[:, t + 1] + lam * g_next)
-        out[:, t] = g
-    return out
+    """TD(lambda) targets (pymarl2). reward/terminal/filled [B, T] (terminal and filled are 0/1 flags),
+    values [B, T+1] = bootstrap value of s_t (index t+1 is the state after step t); extra trailing dims (IQL's
+    agents) broadcast.
+
+    The recursion G_t = r_t + c_t ((1 - lam) V_{t+1} + lam G'_{t+1}), with c_t = gamma (1 - terminal_t) and G'_{t+1}
+    = G_{t+1} while step t+1 is filled (else V_{t+1}: bootstrap fully past the end), is linear: G_t = a_t + d_t
+    G_{t+1} with d_t = gamma lam b_t, b_t = (1 - terminal_t) filled_{t+1} in {0, 1}. So G = M a with M[t, k] =
+    (gamma lam)^(k-t) while no b_j for t <= j < k is 0: one batched matrix product instead of a Python loop over
+    the T steps (which took ~8% of a 2c update)."""
+    B, T = reward.shape
+    nxt = torch.cat([filled[:, 1:], torch.zeros_like(filled[:, :1])], 1)  # filled_{t+1}; past T: not filled
+    c = gamma * (1.0 - terminal)
+    v_next = values[:, 1:]
+    extra = values.dim() - 2
+    a = reward.reshape(B, T, *[1] * extra) + (c * (1.0 - lam * nxt)).reshape(B, T, *[1] * extra) * v_next
+    breaks = torch.cumsum(1.0 - (1.0 - terminal) * nxt, 1)  # [B, T]: breaks at steps <= t
+    # no break at j in [t, k): the count of breaks before k equals the count before t
+    before = torch.cat([torch.zeros_like(breaks[:, :1]), breaks[:, :-1]], 1)  # breaks at steps < t
+    ahead = torch.arange(T, device=reward.device)
+    gap = ahead.unsqueeze(0) - ahead.unsqueeze(1)  # [t, k] -> k - t
+    decay = torch.where(gap >= 0, torch.tensor(gamma * lam, dtype=values.dtype, device=values.device)
+                        .pow(gap.clamp(min=0).to(values.dtype)), torch.zeros((), dtype=values.dtype, device=values.device))
+    M = decay * (before.unsqueeze(2) == before.unsqueeze(1)).to(values.dtype)  # [B, T, T]
+    return (M @ a.reshape(B, T, -1)).reshape(a.shape)
 
 
 def res_operator(q_online, q_target, avail, mixer, target_mixer, state, beta: float, exact: bool = False,
