@@ -516,6 +516,41 @@ def test_sigterm_to_the_sweeps_process_group_stops_it_gracefully(tmp_path):
     assert len(list(out.glob("*/checkpoints/latest.pt"))) == 2  # the two runs saved where they stopped
 
 
+@pytest.mark.slow
+def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
+    """Ctrl-C twice in quick succession (a terminal's impatient user; `timeout` forwarding a signal the shell sent
+    too): the sweep used to hang for good at exit, its ProcessPoolExecutor's thread waiting for a worker Python 3.11
+    never started. It exits now, and the run in progress still saves where it stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-3",
+                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "1", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(out.glob("*/metrics.csv")):
+            time.sleep(0.5)
+        time.sleep(2)  # training
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, stdout + stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    deadline = time.time() + 30  # a worker outliving the sweep saves after its round
+    while time.time() < deadline and not list(out.glob("*/checkpoints/latest.pt")):
+        time.sleep(0.5)
+    assert len(list(out.glob("*/checkpoints/latest.pt"))) == 1, stdout
+
+
 def test_resume_refuses_seeds_and_set_order_does_not_make_another_sweep(base_sweep, tmp_path):
     d, _ = base_sweep
     rc, _, err = _run(["sweep", "--resume", str(d), "--seeds", "0-4"])

@@ -63,62 +63,70 @@ class _TermAsInterrupt:
         return False
 
 
+def _worker(index: int, job: TrialJob, stop, parent: int, results) -> None:
+    """One trial in a fresh spawned process; its result (or why it failed) goes to `results` as (index, result)."""
+    _pool_init(stop, parent)
+    try:
+        r = _pool_run(job)
+    except BaseException as e:  # noqa: BLE001 - whatever ended the trial is its result, never a silent exit
+        r = TrialResult(job.name, "failed", error=f"{type(e).__name__}: {e}")
+    results.put((index, r))
+
+
+def _died(job: TrialJob) -> TrialResult:
+    return TrialResult(job.name, "failed", error=f"its worker process died (killed, or out of memory?); see "
+                                                 f"{job.log_path}")
+
+
 def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> tuple[list[TrialResult], bool]:
-    """Run `jobs` in a pool of `workers` spawned processes, reporting each end to `progress`; (results,
-    interrupted). Ctrl-C or SIGTERM stops the runs in progress after their round (they save) and starts
-    no more."""
+    """Run `jobs`, at most `workers` at a time, each in a fresh spawned process (its own thread settings, its
+    memory given back), reporting each end to `progress`; (results, interrupted). Ctrl-C or SIGTERM stops the
+    runs in progress after their round (they save) and starts no more; a second one stops waiting for them.
+
+    Not a ProcessPoolExecutor: on Python 3.11 one with max_tasks_per_child hangs the interpreter's exit after
+    shutdown(wait=False) (CPython gh-119592), which a second Ctrl-C ran into: the sweep never exited."""
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
+    import queue
 
     ctx = mp.get_context("spawn")
-    stop = ctx.Event()
-    # a fresh process per trial: each starts with its own thread settings and gives its memory back
-    ex = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_pool_init,
-                             initargs=(stop, os.getpid()), max_tasks_per_child=1)
-    futures = {ex.submit(_pool_run, j): j for j in jobs}
-    pending, results, interrupted = set(futures), [], False
+    stop, results_q = ctx.Event(), ctx.Queue()
+    todo, running, results = list(enumerate(jobs)), {}, {}
+    interrupted = False
+
+    def end(i: int, r: TrialResult) -> None:
+        if i in results:
+            return
+        if r.status != "not started":
+            progress.ended_one(r)
+        results[i] = r
+
     with _TermAsInterrupt():
-        try:
-            while pending:
+        while todo or running:
+            try:
+                while todo and len(running) < workers and not interrupted:
+                    i, job = todo.pop(0)
+                    p = ctx.Process(target=_worker, args=(i, job, stop, os.getpid(), results_q), name=job.name)
+                    p.start()
+                    running[i] = p
                 try:
-                    finished, pending = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                    if not finished and getattr(ex, "_broken", False):
-                        # a worker died while futures were cancelled: on Python 3.11 the pool's own thread then
-                        # fails and would leave the rest pending for ever; what is left is ended here
-                        finished, pending = set(pending), set()
-                except KeyboardInterrupt:
-                    if interrupted:
-                        raise
-                    interrupted = True
-                    stop.set()
-                    for f in pending:
-                        f.cancel()
-                    log("interrupted: the runs in progress stop after their round and save a checkpoint "
-                        "(Ctrl-C again to stop at once); rerun the same command to resume")
-                    continue
-                for f in finished:
-                    job = futures[f]
-                    if f.cancelled() or (not f.done() and interrupted):
-                        r = TrialResult(job.name, "not started")
-                    elif not f.done():
-                        r = TrialResult(job.name, "failed", error="its worker process died (killed, or out of "
-                                                                  f"memory?); see {job.log_path}")
-                    else:
-                        try:
-                            r = f.result()
-                        except BrokenProcessPool:
-                            r = TrialResult(job.name, "failed", error="its worker process died (killed, or out of "
-                                                                      f"memory?); see {job.log_path}")
-                        except Exception as e:  # noqa: BLE001 - e.g. a job that could not reach its worker
-                            r = TrialResult(job.name, "failed", error=f"{type(e).__name__}: {e}")
-                    if r.status != "not started":
-                        progress.ended_one(r)
-                    results.append(r)
-        except KeyboardInterrupt:
-            ex.shutdown(wait=False, cancel_futures=True)
-            raise
-    ex.shutdown(wait=not getattr(ex, "_broken", False))
-    return results, interrupted
-
-
+                    i, r = results_q.get(timeout=1.0)
+                    end(i, r)
+                    running.pop(i).join()
+                except queue.Empty:
+                    # a worker gone without a result died (a clean exit has put its result first)
+                    for i, p in list(running.items()):
+                        if p.exitcode not in (None, 0):
+                            end(i, _died(jobs[i]))
+                            del running[i]
+            except KeyboardInterrupt:
+                if interrupted:  # the runs in progress save after their round, and exit when they see we are gone
+                    log("stopping now: the runs in progress save after their round and exit by themselves")
+                    raise
+                interrupted = True
+                stop.set()
+                for i, job in todo:
+                    end(i, TrialResult(job.name, "not started"))
+                todo = []
+                log("interrupted: the runs in progress stop after their round and save a checkpoint "
+                    "(Ctrl-C again to stop at once); rerun the same command to resume")
+    return [results[i] for i in sorted(results)], interrupted
