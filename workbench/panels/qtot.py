@@ -31,14 +31,14 @@ class QtotPanel(pg.PlotWidget):
         self.cursor.setVisible(False)
         p.addItem(self.cursor, ignoreBounds=True)
         self.gap = None
-        self._set_legend(replay=False, res=False)
+        self._set_key(replay=False, res=False)
 
     def set_res(self, on: bool) -> None:
         """Whether the run shown uses RES (its softmax target is drawn and named)."""
         if on != self.res_on:
-            self._set_legend(self.replay, on)
+            self._set_key(self.replay, on)
 
-    def _set_legend(self, replay: bool, res: bool) -> None:
+    def _set_key(self, replay: bool, res: bool) -> None:
         """The key (in the title: a legend inside the view covered most of a laptop-sized panel) names only the
         lines drawn: RES's target only when RES is on; in Replay mode the episode shown is the finished one, its
         Qtot drawn once (blue) and the return beside it this episode's, so the orange "last finished episode"
@@ -63,7 +63,7 @@ class QtotPanel(pg.PlotWidget):
 
     def show_trace(self, snap: dict) -> None:
         if bool(snap.get("replay")) != self.replay:
-            self._set_legend(bool(snap.get("replay")), self.res_on)
+            self._set_key(bool(snap.get("replay")), self.res_on)
         tr = snap.get("trace") or {}
         res = [v for v in tr.get("res", []) if v is not None]
         k = snap.get("cursor")
