@@ -551,6 +551,42 @@ def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
     assert len(list(out.glob("*/checkpoints/latest.pt"))) == 1, stdout
 
 
+@pytest.mark.slow
+def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
+    """A trial's process killed (the OOM killer, a user's kill -9) is that run failing, named with its log; the
+    next run starts; the sweep still stops cleanly."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sw"
+    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-1",
+                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "1", "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not (out / "qmix_twostep_s0" / "metrics.csv").exists():
+            time.sleep(0.5)
+        children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
+                                  text=True).stdout.splitlines()
+        workers = [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
+        assert len(workers) == 1, children
+        os.kill(workers[0], signal.SIGKILL)
+        while time.time() < deadline and not (out / "qmix_twostep_s1" / "metrics.csv").exists():
+            time.sleep(0.5)
+        time.sleep(1)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert "qmix_twostep_s0: failed: its worker process died" in stdout and "logs/qmix_twostep_s0.log" in stdout
+    assert "qmix_twostep_s1: stopped" in stdout, stdout
+    assert p.returncode != 0 and "run qmix_twostep_s0 failed" in stderr
+
+
 def test_resume_refuses_seeds_and_set_order_does_not_make_another_sweep(base_sweep, tmp_path):
     d, _ = base_sweep
     rc, _, err = _run(["sweep", "--resume", str(d), "--seeds", "0-4"])

@@ -87,10 +87,11 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
     shutdown(wait=False) (CPython gh-119592), which a second Ctrl-C ran into: the sweep never exited."""
     import multiprocessing as mp
     import queue
+    import time
 
     ctx = mp.get_context("spawn")
     stop, results_q = ctx.Event(), ctx.Queue()
-    todo, running, results = list(enumerate(jobs)), {}, {}
+    todo, running, results, gone = list(enumerate(jobs)), {}, {}, {}
     interrupted = False
 
     def end(i: int, r: TrialResult) -> None:
@@ -111,13 +112,19 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
                 try:
                     i, r = results_q.get(timeout=1.0)
                     end(i, r)
-                    running.pop(i).join()
+                    if (p := running.pop(i, None)) is not None:  # None: counted as died before its result came
+                        p.join()
                 except queue.Empty:
-                    # a worker gone without a result died (a clean exit has put its result first)
+                    # a worker gone without a result died; one that exited cleanly put its result first, which
+                    # is read here unless it was lost to a Ctrl-C between the read and `end` (then it counts as
+                    # died after a grace period, rather than being waited for for ever)
+                    now = time.monotonic()
                     for i, p in list(running.items()):
-                        if p.exitcode not in (None, 0):
-                            end(i, _died(jobs[i]))
-                            del running[i]
+                        if p.exitcode is not None:
+                            gone.setdefault(i, now)
+                            if p.exitcode != 0 or now - gone[i] > 5.0:
+                                end(i, _died(jobs[i]))
+                                del running[i]
             except KeyboardInterrupt:
                 if interrupted:  # the runs in progress save after their round, and exit when they see we are gone
                     log("stopping now: the runs in progress save after their round and exit by themselves")
