@@ -44,9 +44,18 @@ TOOLTIPS = {
 }
 
 
+def _inner_ticks(hi: float) -> list[float]:
+    """At most two round values inside (0, hi), clear of the ends (where a label is cut off)."""
+    e = 10.0 ** np.floor(np.log10(hi))
+    for step in (0.1 * e, 0.2 * e, 0.5 * e, e, 2 * e, 5 * e):
+        ticks = [k * step for k in range(1, int(hi / step) + 1) if k * step < 0.95 * hi]
+        if len(ticks) <= 2:
+            return ticks
+    return []
+
+
 def _round_ticks(lo: float, hi: float) -> list[float]:
-    """At most two round values (1, 2 or 5 x 10^k apart) well inside [lo, hi], clear of the ends (where a label
-    is cut off)."""
+    """At most two round values (1, 2 or 5 x 10^k apart) well inside [lo, hi]."""
     span = hi - lo
     if not np.isfinite(span) or span <= 0:
         return []
@@ -184,7 +193,7 @@ class CurvesPanel(pg.GraphicsLayoutWidget):
     def _set_inner_ticks(p, hi: float) -> None:
         p._xticks_for = hi
         scale = pg.siScale(hi)[0]  # the axis label's SI prefix is chosen from the same range
-        p.getAxis("bottom").setTicks([[(v, f"{v * scale:g}") for v in _round_ticks(0.0, hi)]])
+        p.getAxis("bottom").setTicks([[(v, f"{v * scale:g}") for v in _inner_ticks(hi)]])
 
     def _show_live_events(self, events) -> None:
         """A labelled vertical line on every plot at each live change (a new run clears them)."""
