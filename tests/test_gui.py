@@ -93,7 +93,7 @@ def test_agent_q_values_label_fewer_attacks_in_a_laptop_dock(qtbot):
 def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     """At 1366x768 the curves dock is ~320x210: eight plots side by side drew overlapping labels. They go to
     two scrolling columns there, and stay all on screen in the ~470x290 dock of a 1920x1080 window."""
-    from workbench.panels.curves import CurvesPanel, CurvesScroll, _round_ticks
+    from workbench.panels.curves import CurvesPanel, CurvesScroll, _inner_ticks, _round_ticks
 
     panel = CurvesPanel()
     scroll = CurvesScroll(panel)
@@ -112,6 +112,7 @@ def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     qtbot.waitUntil(lambda: panel.columns == 4)
     assert panel.rows() == 2 and panel.minimumHeight() <= 290
     assert _round_ticks(0, 1) == [0.5] and _round_ticks(0, 2400) == [1000.0, 2000.0] and _round_ticks(3, 3) == []
+    assert _inner_ticks(1.6e5) == [1e5]  # one x label: "50" and "100" (ksteps) ran together on a narrow plot
     # the curves' keys are in their titles, not legends over plots this small (one hid the win rate's curves)
     assert all(p.legend is None for p in panel.plots)
     assert "greedy test" in panel.plots[1].titleLabel.text and "RES" in panel.plots[7].titleLabel.text

@@ -45,7 +45,8 @@ TOOLTIPS = {
 
 
 def _inner_ticks(hi: float) -> list[float]:
-    """At most two round values inside (0, hi), clear of the ends (where a label is cut off)."""
+    """At most two round values inside (0, hi), clear of the ends (where a label is cut off). Not
+    `_round_ticks(0, hi)`: that gives 50k and 100k on a 160k axis, whose labels run together on a narrow plot."""
     e = 10.0 ** np.floor(np.log10(hi))
     for step in (0.1 * e, 0.2 * e, 0.5 * e, e, 2 * e, 5 * e):
         ticks = [k * step for k in range(1, int(hi / step) + 1) if k * step < 0.95 * hi]
