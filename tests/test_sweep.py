@@ -36,6 +36,25 @@ def _mtimes(d: Path) -> dict:
     return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+def _endless_sweep(out: Path, seeds: str, workers: int):
+    """A sweep of matrix-game runs that never end by themselves, in a process group of its own (as a terminal or a
+    job scheduler starts one), for the tests that signal or kill it."""
+    import subprocess
+
+    return subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", seeds,
+                             "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", str(workers),
+                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_until(cond, seconds: float = 120.0) -> None:
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and not cond():
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="module")
 def base_sweep(tmp_path_factory) -> tuple[Path, str]:
     """2 presets x 2 seeds on the two-step game, run to the end by the local pool."""
@@ -492,18 +511,12 @@ def test_sigterm_to_the_sweeps_process_group_stops_it_gracefully(tmp_path):
     resumable, queued ones stay queued, and the sweep exits within seconds (it used to hang)."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     out = tmp_path / "sw"
-    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-40",
-                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "2", "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = _endless_sweep(out, "0-40", workers=2)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and len(list(out.glob("*/metrics.csv"))) < 2:
-            time.sleep(0.5)
+        _wait_until(lambda: len(list(out.glob("*/metrics.csv"))) >= 2)
         time.sleep(2)  # both runs training
         os.killpg(p.pid, signal.SIGTERM)
         stdout, stderr = p.communicate(timeout=60)
@@ -523,18 +536,12 @@ def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
     never started. It exits now, and the run in progress still saves where it stopped."""
     import os
     import signal
-    import subprocess
-    import sys
     import time
 
     out = tmp_path / "sw"
-    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-3",
-                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "1", "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = _endless_sweep(out, "0-3", workers=1)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not list(out.glob("*/metrics.csv")):
-            time.sleep(0.5)
+        _wait_until(lambda: list(out.glob("*/metrics.csv")))
         time.sleep(2)  # training
         p.send_signal(signal.SIGINT)
         time.sleep(0.05)
@@ -545,9 +552,7 @@ def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
             os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130, stdout + stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
-    deadline = time.time() + 30  # a worker outliving the sweep saves after its round
-    while time.time() < deadline and not list(out.glob("*/checkpoints/latest.pt")):
-        time.sleep(0.5)
+    _wait_until(lambda: list(out.glob("*/checkpoints/latest.pt")), 30)  # a worker outliving the sweep saves
     assert len(list(out.glob("*/checkpoints/latest.pt"))) == 1, stdout
 
 
@@ -558,24 +563,18 @@ def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
     import os
     import signal
     import subprocess
-    import sys
     import time
 
     out = tmp_path / "sw"
-    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", "0-1",
-                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", "1", "--out", str(out)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = _endless_sweep(out, "0-1", workers=1)
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline and not (out / "qmix_twostep_s0" / "metrics.csv").exists():
-            time.sleep(0.5)
+        _wait_until((out / "qmix_twostep_s0" / "metrics.csv").exists)
         children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
                                   text=True).stdout.splitlines()
         workers = [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
         assert len(workers) == 1, children
         os.kill(workers[0], signal.SIGKILL)
-        while time.time() < deadline and not (out / "qmix_twostep_s1" / "metrics.csv").exists():
-            time.sleep(0.5)
+        _wait_until((out / "qmix_twostep_s1" / "metrics.csv").exists)
         time.sleep(1)
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=60)
