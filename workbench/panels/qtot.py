@@ -24,7 +24,8 @@ class QtotPanel(pg.PlotWidget):
         self.res = p.plot(pen=pg.mkPen(self.COLOURS["res"], width=2))
         self.last_q = p.plot(pen=pg.mkPen(self.COLOURS["last_q"], width=2))
         self.last_g = p.plot(pen=pg.mkPen(self.COLOURS["last_g"], width=2))
-        self.label = pg.TextItem("", color=(255, 120, 120), anchor=(0, 0))
+        # bottom left: the values fall over an episode (rewards collected), so the curves leave that corner free
+        self.label = pg.TextItem("", color=(255, 120, 120), anchor=(0, 1))
         p.addItem(self.label, ignoreBounds=True)
         # Replay mode's step: the whole episode is drawn and a vertical line says where the other panels are
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1.5))
@@ -96,5 +97,5 @@ class QtotPanel(pg.PlotWidget):
                 who = "this episode" if self.replay else "last episode"
                 self.label.setText(f"{who}: mean Qtot - return = {self.gap:+.2f}")
                 vb = self.getPlotItem().vb
-                (x0, _), (_, y1) = vb.viewRange()
-                self.label.setPos(x0, y1)
+                (x0, _), (y0, _) = vb.viewRange()
+                self.label.setPos(x0, y0)
