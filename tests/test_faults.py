@@ -326,6 +326,28 @@ def test_sigkill_during_training_then_resume_matches_the_uninterrupted_run(tmp_p
     assert len(_rows(run, upto=t_ck)) > 4
 
 
+def test_every_metrics_row_up_to_a_checkpoint_is_on_disk_when_the_checkpoint_is(tmp_path):
+    """A run killed right after a checkpoint lost that round's rows (they sat in the file's buffer), and its resume
+    goes on after them: the CI's one failure of test_sigkill_during_training_then_resume_matches_the_uninterrupted_run,
+    a race this checks without one."""
+    from models.files import metrics
+    from models.files.checkpoint import load_checkpoint as load
+    from models.training.callbacks import Callbacks
+
+    seen = []
+
+    class OnDisk(Callbacks):
+        def on_checkpoint(self, path):
+            t_ck = load(path)[0]["t_env"]
+            on_disk = max(int(r["t_env"]) for r in metrics.rows(run) if r["kind"] == "episode")
+            seen.append((t_ck, on_disk))
+
+    run = tmp_path / "r"
+    train(load_config("qmix_twostep", ["run.t_max=3000", "run.save_interval=500", "run.test_interval=100000"]),
+          callbacks=OnDisk(), run_dir=run, **QUIET)
+    assert len(seen) >= 5 and all(t_ck == on_disk for t_ck, on_disk in seen), seen
+
+
 SAVE_LOOP = """
 import os, sys
 from models.config import load_config

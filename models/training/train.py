@@ -258,6 +258,9 @@ class Trainer:
         when `with_buffer`, default `run.save_buffer`; graceful stops pass True). Refuses non-finite weights.
         `path`: one file elsewhere instead (with the buffer when asked)."""
         with_buffer = self.cfg.run.save_buffer if with_buffer is None else with_buffer
+        # every metrics row up to this checkpoint's t_env reaches the file first: a run killed just after the
+        # checkpoint lost its last round's rows (still in the file's buffer), and a resume starts after them
+        self._csv_file.flush()
         rd = self.rd
         meta = {"config": self.start_cfg.to_dict(), "events": [dataclasses.asdict(e) for e in self.events],
                 "script_done": getattr(self, "_script_i", 0),
