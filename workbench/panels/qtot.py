@@ -46,19 +46,17 @@ class QtotPanel(pg.PlotWidget):
         line and its entry go."""
         self.replay, self.res_on = replay, res
         C = self.COLOURS
-        entries = [(C["cur"], "Qtot", False), (C["cur"], "max_u Qtot", True),
-                   (C["res"], "RES target", False) if res else None,
-                   None if replay else (C["last_q"], "last ep. Qtot", False),
-                   (C["last_g"], "return earned" if replay else "last ep. return", False)]
-        entries = list(filter(None, entries))
-        self.key_names = [name for _, name, _ in entries]
         who = "this episode" if replay else "the last finished episode"
-        self.setToolTip("<br>".join(filter(None, [
-            "solid blue: Qtot(s_t, u_t) of the actions taken, this episode", "dashed blue: max_u Qtot(s_t, u)",
-            "green: RES's softmax target" if res else None,
-            None if replay else "orange: Qtot of the last finished episode",
-            f"red: the discounted return earned from each step on, {who}"])))
-        set_title(self.getPlotItem(), f"{self.TITLE}<br>{line_key(entries, size='8pt')}")
+        entries = [(C["cur"], "Qtot", False, "solid blue: Qtot(s_t, u_t) of the actions taken, this episode"),
+                   (C["cur"], "max_u Qtot", True, "dashed blue: max_u Qtot(s_t, u)"),
+                   (C["res"], "RES target", False, "green: RES's softmax target") if res else None,
+                   None if replay else (C["last_q"], "last ep. Qtot", False, "orange: Qtot of the last finished episode"),
+                   (C["last_g"], "return earned" if replay else "last ep. return", False,
+                    f"red: the discounted return earned from each step on, {who}")]
+        entries = list(filter(None, entries))  # the short name in the key, the long one on hover
+        self.key_names = [name for _, name, _, _ in entries]
+        self.setToolTip("<br>".join(long for *_, long in entries))
+        set_title(self.getPlotItem(), f"{self.TITLE}<br>{line_key([e[:3] for e in entries], size='8pt')}")
         if replay:
             self.last_q.setData([], [])
 
