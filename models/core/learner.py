@@ -28,14 +28,13 @@ def lambda_returns(reward, terminal, filled, values, gamma: float, lam: float):
     v_next = values[:, 1:]
     extra = values.dim() - 2
     a = reward.reshape(B, T, *[1] * extra) + (c * (1.0 - lam * nxt)).reshape(B, T, *[1] * extra) * v_next
-    breaks = torch.cumsum(1.0 - (1.0 - terminal) * nxt, 1)  # [B, T]: breaks at steps <= t
-    # no break at j in [t, k): the count of breaks before k equals the count before t
-    before = torch.cat([torch.zeros_like(breaks[:, :1]), breaks[:, :-1]], 1)  # breaks at steps < t
+    brk = 1.0 - (1.0 - terminal) * nxt  # 1 where b_t = 0: the recursion stops at step t
+    before = torch.cumsum(brk, 1) - brk  # [B, T]: the breaks at steps < t
     ahead = torch.arange(T, device=reward.device)
-    gap = ahead.unsqueeze(0) - ahead.unsqueeze(1)  # [t, k] -> k - t
-    decay = torch.where(gap >= 0, torch.tensor(gamma * lam, dtype=values.dtype, device=values.device)
-                        .pow(gap.clamp(min=0).to(values.dtype)), torch.zeros((), dtype=values.dtype, device=values.device))
-    M = decay * (before.unsqueeze(2) == before.unsqueeze(1)).to(values.dtype)  # [B, T, T]
+    gap = (ahead.unsqueeze(0) - ahead.unsqueeze(1)).to(values.dtype)  # [t, k] -> k - t
+    decay = (gamma * lam) ** gap.clamp(min=0) * (gap >= 0)  # (gamma lam)^(k-t) on and above the diagonal
+    # ... where no break lies at j in [t, k): as many breaks before k as before t
+    M = decay * (before.unsqueeze(2) == before.unsqueeze(1))  # [B, T, T]
     return (M @ a.reshape(B, T, -1)).reshape(a.shape)
 
 
