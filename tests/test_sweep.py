@@ -36,15 +36,23 @@ def _mtimes(d: Path) -> dict:
     return {str(p.relative_to(d)): p.stat().st_mtime_ns for p in sorted(d.rglob("*")) if p.is_file()}
 
 
+@contextlib.contextmanager
 def _endless_sweep(out: Path, seeds: str, workers: int):
     """A sweep of matrix-game runs that never end by themselves, in a process group of its own (as a terminal or a
-    job scheduler starts one), for the tests that signal or kill it."""
+    job scheduler starts one), for the tests that signal or kill it; never left running after the test."""
+    import os
+    import signal
     import subprocess
 
-    return subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", seeds,
-                             "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", str(workers),
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-m", "workbench.cli", "sweep", "--preset", "qmix_twostep", "--seeds", seeds,
+                          "--set", "run.t_max=100000000", "--final-episodes", "0", "--workers", str(workers),
+                          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
 
 
 def _wait_until(cond, seconds: float = 120.0) -> None:
@@ -514,15 +522,11 @@ def test_sigterm_to_the_sweeps_process_group_stops_it_gracefully(tmp_path):
     import time
 
     out = tmp_path / "sw"
-    p = _endless_sweep(out, "0-40", workers=2)
-    try:
+    with _endless_sweep(out, "0-40", workers=2) as p:
         _wait_until(lambda: len(list(out.glob("*/metrics.csv"))) >= 2)
         time.sleep(2)  # both runs training
         os.killpg(p.pid, signal.SIGTERM)
         stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130, stdout + stderr  # interrupted: resume it
     assert stdout.count(": stopped") == 2 and "failed" not in stdout, stdout
     assert "sweep --resume" in stderr
@@ -534,22 +538,17 @@ def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
     """Ctrl-C twice in quick succession (a terminal's impatient user; `timeout` forwarding a signal the shell sent
     too): the sweep used to hang for good at exit, its ProcessPoolExecutor's thread waiting for a worker Python 3.11
     never started. It exits now, and the run in progress still saves where it stopped."""
-    import os
     import signal
     import time
 
     out = tmp_path / "sw"
-    p = _endless_sweep(out, "0-3", workers=1)
-    try:
+    with _endless_sweep(out, "0-3", workers=1) as p:
         _wait_until(lambda: list(out.glob("*/metrics.csv")))
         time.sleep(2)  # training
         p.send_signal(signal.SIGINT)
         time.sleep(0.05)
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
     assert p.returncode == 130, stdout + stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     _wait_until(lambda: list(out.glob("*/checkpoints/latest.pt")), 30)  # a worker outliving the sweep saves
@@ -566,8 +565,7 @@ def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
     import time
 
     out = tmp_path / "sw"
-    p = _endless_sweep(out, "0-1", workers=1)
-    try:
+    with _endless_sweep(out, "0-1", workers=1) as p:
         _wait_until((out / "qmix_twostep_s0" / "metrics.csv").exists)
         children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
                                   text=True).stdout.splitlines()
@@ -578,9 +576,6 @@ def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
         time.sleep(1)
         p.send_signal(signal.SIGINT)
         stdout, stderr = p.communicate(timeout=60)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
     assert "qmix_twostep_s0: failed: its worker process died" in stdout and "logs/qmix_twostep_s0.log" in stdout
     assert "qmix_twostep_s1: stopped" in stdout, stdout
     assert p.returncode != 0 and "run qmix_twostep_s0 failed" in stderr
