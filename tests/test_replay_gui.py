@@ -293,6 +293,26 @@ def test_export_calls_the_exporter_with_the_episode_file(window, episode_path, t
     assert w.state.mode == "replay"
 
 
+def test_qtot_key_wraps_in_a_narrow_dock_and_its_title_gets_the_height(qtbot):
+    """At 1800x1120 the Qtot dock is ~220 px wide: a one-line key was cut at both ends; it wraps now, and the
+    title's row (fixed at 30 px by pyqtgraph, which clipped even a title with a one-line key) holds its lines."""
+    from workbench.panels.qtot import QtotPanel
+
+    panel = QtotPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.resize(600, 250)
+    qtbot.waitUntil(lambda: panel.width() == 600)
+    label = panel.getPlotItem().titleLabel
+    assert "<br>" not in label.text.split("<br>", 1)[1]  # the key on one line
+    wide = label.maximumHeight()
+    assert wide > 30 and wide >= label.item.boundingRect().height()  # two lines: 30 px cut the key's lower half
+    panel.resize(220, 250)
+    qtbot.waitUntil(lambda: panel.width() == 220)
+    assert label.text.count("<br>") >= 2 and all(n in label.text for n in panel.key_names)
+    assert label.maximumHeight() > wide and label.maximumHeight() >= label.item.boundingRect().height()
+
+
 def test_qtot_panel_legend_follows_the_mode(qtbot):
     from workbench.panels.qtot import QtotPanel
 

@@ -71,19 +71,43 @@ class StableLevels:
         return self.lo, self.hi
 
 
-def line_key(entries, size: str | None = None) -> str:
+def line_key(entries, size: str | None = None, width: float | None = None) -> str:
     """A plot's key as rich text for its title: a line glyph in each entry's colour (dashed or solid) and its
     name, for entries ((r, g, b), name, dashed). A legend inside a laptop-sized plot covered the curves it
-    named; in the title it costs a line and hides nothing."""
-    spans = " &nbsp;".join(f"<span style='color:#{r:02x}{g:02x}{b:02x}'>{'&#9549;' if dashed else '&#9473;'} {name}"
-                           f"</span>" for (r, g, b), name, dashed in entries)
-    return spans if size is None else f"<span style='font-size:{size}'>{spans}</span>"
+    named; in the title it costs a line and hides nothing. With `width` (pixels) the entries wrap onto as many
+    lines as keep each within it, rather than being cut at a narrow dock's edges."""
+    entries = list(entries)
+    spans = [f"<span style='color:#{r:02x}{g:02x}{b:02x}'>{'&#9549;' if dashed else '&#9473;'} {name}</span>"
+             for (r, g, b), name, dashed in entries]
+    lines = [[]]
+    if width is not None:
+        from PySide6.QtGui import QFont, QFontMetrics
+
+        font = QFont()
+        if size is not None:
+            font.setPointSizeF(float(size.removesuffix("pt")))
+        fm, used = QFontMetrics(font), 0.0
+        for span, (_, name, _) in zip(spans, entries):
+            w = fm.horizontalAdvance(f"\u2501 {name}  ")
+            if lines[-1] and used + w > width:
+                lines.append([])
+                used = 0.0
+            lines[-1].append(span)
+            used += w
+    else:
+        lines = [spans]
+    text = "<br>".join(" &nbsp;".join(line) for line in lines)
+    return text if size is None else f"<span style='font-size:{size}'>{text}</span>"
 
 
 def set_title(plot: pg.PlotItem, title: str, size: str = "10pt") -> None:
-    """A plot's title that never widens its panel: on a narrow screen a long title is cut, the plot is not."""
+    """A plot's title that never widens its panel: on a narrow screen a long title is cut, the plot is not. A title
+    of several lines (a key wrapped under it) gets their height: pyqtgraph fixes the title's row at 30 px."""
     relax(plot.titleLabel)
     plot.setTitle(title, size=size)
+    h = max(30, int(np.ceil(plot.titleLabel.item.boundingRect().height())))
+    plot.titleLabel.setMaximumHeight(h)
+    plot.layout.setRowFixedHeight(0, h)
 
 
 def relax(label):

@@ -56,9 +56,24 @@ class QtotPanel(pg.PlotWidget):
         entries = list(filter(None, entries))  # the short name in the key, the long one on hover
         self.key_names = [name for _, name, _, _ in entries]
         self.setToolTip("<br>".join(long for *_, long in entries))
-        set_title(self.getPlotItem(), f"{self.TITLE}<br>{line_key([e[:3] for e in entries], size='8pt')}")
+        self._key = [e[:3] for e in entries]
+        self._title = None
+        self._show_key()
         if replay:
             self.last_q.setData([], [])
+
+    def _show_key(self) -> None:
+        """The title with the key wrapped to the panel's width (a narrow dock cut a one-line key at both ends);
+        set only when the wrapping changes, as a new title repaints."""
+        title = f"{self.TITLE}<br>{line_key(self._key, size='8pt', width=max(self.width() - 60, 100))}"
+        if title != self._title:
+            self._title = title
+            set_title(self.getPlotItem(), title)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if hasattr(self, "_key"):
+            self._show_key()
 
     def show_trace(self, snap: dict) -> None:
         if bool(snap.get("replay")) != self.replay:
