@@ -90,6 +90,23 @@ def test_agent_q_values_label_fewer_attacks_in_a_laptop_dock(qtbot):
     assert "atk 8" in [t for _, t in panel.plots[1].getAxis("bottom")._tickLevels[0]]
 
 
+def test_agent_q_note_reads_over_the_bars_and_leaves_the_markers_on_top(qtbot):
+    """In a laptop's ~30 px tall plot the "chosen 9 / greedy 9" note lies over the last actions' bars: it has
+    a dark fill to be read there, and the chosen and greedy markers draw over it."""
+    from workbench.panels.qvalues import QValuesPanel
+
+    panel = QValuesPanel()
+    qtbot.addWidget(panel)
+    panel.configure(2, 70, matrix_game=False)
+    q = np.linspace(-1.0, 2.0, 140).reshape(2, 70)
+    panel.show_probe({"q": q, "avail": np.ones((2, 70), bool), "chosen": [66, 3], "greedy": [69, 3]}, selected=0)
+    note = panel.notes[0]
+    assert "chosen 66" in note.textItem.toPlainText() and "greedy 69" in note.textItem.toPlainText()
+    assert note.fill.color().alpha() >= 150
+    bars = panel.avail_bars[0].zValue()
+    assert bars < note.zValue() < min(panel.chosen[0].zValue(), panel.greedy[0].zValue())
+
+
 def test_curves_stay_readable_in_a_laptop_dock(qtbot):
     """At 1366x768 the curves dock is ~320x210: eight plots side by side drew overlapping labels. They go to
     two scrolling columns there, and stay all on screen in the ~470x290 dock of a 1920x1080 window."""

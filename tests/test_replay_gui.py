@@ -313,6 +313,27 @@ def test_qtot_key_wraps_in_a_narrow_dock_and_its_title_gets_the_height(qtbot):
     assert label.maximumHeight() > wide and label.maximumHeight() >= label.item.boundingRect().height()
 
 
+def test_mixer_credit_key_wraps_under_its_title_in_a_narrow_dock(qtbot):
+    """At 1800x1120 the Mixer dock cut "credit per step - agent 0 - agent 1" at its right end: in a narrow dock
+    the key goes on the lines under the title, in a wide one it stays beside it."""
+    from workbench.panels.mixer import MixerPanel
+
+    panel = MixerPanel()
+    qtbot.addWidget(panel)
+    panel.setup("qmix", 2)
+    panel.show()
+    panel.resize(700, 400)
+    qtbot.waitUntil(lambda: panel.width() == 700)
+    label = panel.credit_plot.titleLabel
+    assert "<br>" not in label.text and "agent 0" in label.text and "agent 1" in label.text
+    panel.resize(160, 400)
+    qtbot.waitUntil(lambda: panel.width() == 160)
+    first, *under = label.text.split("<br>")
+    assert first == "credit per step" and len(under) == 2  # one agent per line at 100 px
+    assert "agent 0" in under[0] and "agent 1" in under[1]
+    assert label.maximumHeight() >= label.item.boundingRect().height() > 30
+
+
 def test_qtot_panel_legend_follows_the_mode(qtbot):
     from workbench.panels.qtot import QtotPanel
 

@@ -81,14 +81,9 @@ def line_key(entries, size: str | None = None, width: float | None = None) -> st
              for (r, g, b), name, dashed in entries]
     lines = [[]]
     if width is not None:
-        from PySide6.QtGui import QFont, QFontMetrics
-
-        font = QFont()
-        if size is not None:
-            font.setPointSizeF(float(size.removesuffix("pt")))
-        fm, used = QFontMetrics(font), 0.0
+        used = 0.0
         for span, (_, name, _) in zip(spans, entries):
-            w = fm.horizontalAdvance(f"\u2501 {name}  ")
+            w = text_width(f"\u2501 {name}  ", size)
             if lines[-1] and used + w > width:
                 lines.append([])
                 used = 0.0
@@ -98,6 +93,25 @@ def line_key(entries, size: str | None = None, width: float | None = None) -> st
         lines = [spans]
     text = "<br>".join(" &nbsp;".join(line) for line in lines)
     return text if size is None else f"<span style='font-size:{size}'>{text}</span>"
+
+
+def text_width(text: str, size: str | None = None) -> float:
+    """Pixels `text` takes in the application's font at `size` ("8pt"; None: the font's own size)."""
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    font = QFont()
+    if size is not None:
+        font.setPointSizeF(float(size.removesuffix("pt")))
+    return QFontMetrics(font).horizontalAdvance(text)
+
+
+def titled_key(title: str, entries, width: float, size: str = "10pt") -> str:
+    """A title with its key (`line_key`'s entries) after it where both fit on one line of `width` pixels, else
+    with the key wrapped on the lines under it: a narrow dock cut a long one-line title at its right end."""
+    entries = list(entries)
+    if text_width(title + "".join(f"  \u2501 {name}" for _, name, _ in entries), size) <= width:
+        return f"{title} {line_key(entries)}"
+    return f"{title}<br>{line_key(entries, width=width)}"
 
 
 def set_title(plot: pg.PlotItem, title: str, size: str = "10pt") -> None:

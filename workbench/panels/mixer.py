@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 
-from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, line_key, relax, set_image_levels,
-                     set_title, set_view_range, set_y_range)
+from .common import (AGENT_COLOURS, StableLevels, agent_pen, grow_range, label_plot, relax, set_image_levels, set_title,
+                     set_view_range, set_y_range, titled_key)
 
 
 class MixerPanel(pg.GraphicsLayoutWidget):
@@ -56,14 +56,29 @@ class MixerPanel(pg.GraphicsLayoutWidget):
         self.credit_plot = self.addPlot(row=row, col=0)
         self.ci.layout.setRowStretchFactor(row, 1)
         # the agents' key goes in the title: a legend inside a plot this small hid the curves
-        key = line_key((c, f"agent {i}", False) for i, c in enumerate(AGENT_COLOURS[:n_agents]))
-        label_plot(self.credit_plot, f"credit per step {key}", "dQtot/dQi", "")
+        self._credit_key = [(c, f"agent {i}", False) for i, c in enumerate(AGENT_COLOURS[:n_agents])]
+        self._credit_title = None
+        label_plot(self.credit_plot, "credit per step", "dQtot/dQi", "")
+        self._show_credit_key()
         self.credit_plot.getAxis("bottom").showLabel(False)  # the title says "per step": its row goes to the curves
         self.credit_plot.disableAutoRange()
         self.credit_curves = [self.credit_plot.plot(pen=agent_pen(i), name=f"agent {i}") for i in range(n_agents)]
         self.cursor = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((255, 255, 255, 200), width=1.5))
         self.cursor.setVisible(False)
         self.credit_plot.addItem(self.cursor, ignoreBounds=True)
+
+    def _show_credit_key(self) -> None:
+        """The credit plot's title with its key, wrapped under it in a narrow dock; set only when the wrapping
+        changes, as a new title repaints."""
+        title = titled_key("credit per step", self._credit_key, max(self.width() - 60, 100))
+        if title != self._credit_title:
+            self._credit_title = title
+            set_title(self.credit_plot, title)
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if getattr(self, "kind", None) is not None:  # Qt resizes it inside __init__, before setup
+            self._show_credit_key()
 
     @staticmethod
     def _b1w2_title(v: float | None) -> str:

@@ -57,10 +57,13 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             p.addItem(ch)
             p.addItem(gr)
             # which actions are marked, inside the plot: a title that changed every frame would re-lay-out
-            # the plot and repaint its axes
-            note = pg.TextItem("", anchor=(1, 0), color=(230, 230, 230))
+            # the plot and repaint its axes; on a dark fill, since in a laptop's short plot it lies over the bars
+            note = pg.TextItem("", anchor=(1, 0), color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 200))
             note.setPos(n_actions - 0.5, 0)
             p.addItem(note, ignoreBounds=True)
+            note.setZValue(1)  # over the bars, under the markers: a chosen action under the note stays marked
+            ch.setZValue(2)
+            gr.setZValue(2)
             self.notes.append(note)
             p.disableAutoRange(axis="y")
             p.setXRange(-2.0, n_actions - 0.5, padding=0)  # room left of bar 0 for its "no-op" label
