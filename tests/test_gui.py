@@ -91,8 +91,8 @@ def test_agent_q_values_label_fewer_attacks_in_a_laptop_dock(qtbot):
 
 
 def test_agent_q_note_reads_over_the_bars_and_leaves_the_markers_on_top(qtbot):
-    """In a laptop's ~30 px tall plot the "chosen 9 / greedy 9" note lies over the last actions' bars: it has
-    a dark fill to be read there, and the chosen and greedy markers draw over it."""
+    """In a laptop's ~30 px tall plot the chosen/greedy note ("▼9 ★9") lies over the last actions' bars: it
+    is short, has a dark fill to be read there, and the chosen and greedy markers draw over it."""
     from workbench.panels.qvalues import QValuesPanel
 
     panel = QValuesPanel()
@@ -101,7 +101,8 @@ def test_agent_q_note_reads_over_the_bars_and_leaves_the_markers_on_top(qtbot):
     q = np.linspace(-1.0, 2.0, 140).reshape(2, 70)
     panel.show_probe({"q": q, "avail": np.ones((2, 70), bool), "chosen": [66, 3], "greedy": [69, 3]}, selected=0)
     note = panel.notes[0]
-    assert "chosen 66" in note.textItem.toPlainText() and "greedy 69" in note.textItem.toPlainText()
+    assert note.textItem.toPlainText().split() == ["\u25bc66", "\u260569"]  # short: it hides as few bars as it can
+    assert "taken" in panel.toolTip() and "greedy" in panel.toolTip()  # where the symbols are named in full
     assert note.fill.color().alpha() >= 150
     bars = panel.avail_bars[0].zValue()
     assert bars < note.zValue() < min(panel.chosen[0].zValue(), panel.greedy[0].zValue())

@@ -31,6 +31,8 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
         self._ticks_for = None  # the attack-label stride the axes were laid out for
         self._narrow = None  # whether that was for a narrow panel (short title, no "action" label)
         self._matrix = False
+        self.setToolTip("Q_i of each action for each agent: \u25bc the action taken (epsilon-greedy in training), "
+                        "\u2605 the greedy one, with their indices at the right; grey bars: unavailable actions")
 
     def configure(self, n_agents: int, n_actions: int, matrix_game: bool) -> None:
         if (n_agents, n_actions) == (self.n, self.A):
@@ -57,8 +59,9 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             p.addItem(ch)
             p.addItem(gr)
             # which actions are marked, inside the plot: a title that changed every frame would re-lay-out
-            # the plot and repaint its axes; on a dark fill, since in a laptop's short plot it lies over the bars
-            note = pg.TextItem("", anchor=(1, 0), color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 200))
+            # the plot and repaint its axes; short ("▼9 ★9": the title and tooltip name the symbols) and on a
+            # dark fill, since in a laptop's ~30 px plot it lies over the last actions' bars
+            note = pg.TextItem("", anchor=(1, 0), color=(230, 230, 230), fill=pg.mkBrush(0, 0, 0, 170))
             note.setPos(n_actions - 0.5, 0)
             p.addItem(note, ignoreBounds=True)
             note.setZValue(1)  # over the bars, under the markers: a chosen action under the note stays marked
@@ -125,12 +128,12 @@ class QValuesPanel(pg.GraphicsLayoutWidget):
             set_view_range(self.plots[i], "y", *yr)
             self.chosen[i].setData([c], [q[i, c] + 0.08 * span])
             self.greedy[i].setData([g], [q[i, g] + 0.16 * span])
-            self.notes[i].setHtml(f"<span style='color:#ff8c28'>&#9650; chosen {c}</span>&nbsp;&nbsp;"
-                                  f"<span style='color:#ffe63c'>&#9733; greedy {g}</span>")
+            self.notes[i].setHtml(f"<span style='color:#ff8c28'>&#9660;{c}</span>&nbsp;"
+                                  f"<span style='color:#ffe63c'>&#9733;{g}</span>")
             self.notes[i].setPos(self.A - 0.5, yr[1])
             title = (f"agent {i}{' (selected)' if i == selected else ''}: Q_i"
                      + (" (grey: unavailable)" if self._narrow else
-                        " per action — <span style='color:#ff8c28'>&#9650; chosen</span>, "
+                        " per action — <span style='color:#ff8c28'>&#9660; chosen</span>, "
                         "<span style='color:#ffe63c'>&#9733; greedy</span>, grey = unavailable"))
             if self._titles.get(i) != title:
                 self._titles[i] = title
