@@ -556,6 +556,48 @@ def test_a_second_ctrl_c_ends_the_sweep_at_once(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_second_ctrl_c_does_not_wait_for_a_busy_worker(tmp_path):
+    """The second Ctrl-C means "stop at once": the sweep exits while its worker is still busy (frozen here with
+    SIGSTOP, as a worker saving a large replay buffer is busy for seconds), and the worker, let go, saves its run
+    by itself. The sweep used to wait for it in multiprocessing's exit, and a third Ctrl-C raised there. (A
+    stopped worker outliving the sweep is also hung up by the kernel, its group orphaned: it ignores SIGHUP.)"""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "sw"
+    with _endless_sweep(out, "0-3", workers=1) as p:
+        _wait_until(lambda: list(out.glob("*/metrics.csv")))
+        children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
+                                  text=True).stdout.splitlines()
+        workers = [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
+        assert len(workers) == 1, children
+        os.kill(workers[0], signal.SIGSTOP)
+        try:
+            p.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            stdout, stderr = p.communicate(timeout=30)
+            assert p.returncode == 130 and "Traceback" not in stderr, stdout + stderr
+            assert _alive(workers[0])  # still frozen: the sweep did not wait for it
+        finally:
+            os.kill(workers[0], signal.SIGCONT)
+    _wait_until(lambda: list(out.glob("*/checkpoints/latest.pt")), 30)
+    assert len(list(out.glob("*/checkpoints/latest.pt"))) == 1  # the worker, let go, saved its run
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
 def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
     """A trial's process killed (the OOM killer, a user's kill -9) is that run failing, named with its log; the
     next run starts; the sweep still stops cleanly."""

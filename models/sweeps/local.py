@@ -20,8 +20,12 @@ def _pool_init(stop, parent: int) -> None:
     # worker killed by one breaks the pool. Workers leave that group; the sweep's own process takes the signal
     # and sets `stop`, which training workers see after their round (they save), and idle ones before a trial.
     # Ignoring both covers the moment before this line runs, and a learner process inherits the ignoring.
+    # SIGHUP too: a worker left busy by a second Ctrl-C outlives the sweep in a group of its own, and the kernel
+    # hangs up an orphaned group that holds a stopped process (one paused in a debugger, say), which would end it
+    # unsaved.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         os.setpgid(0, 0)
     except OSError:
@@ -78,6 +82,20 @@ def _died(job: TrialJob) -> TrialResult:
                                                  f"{job.log_path}")
 
 
+def _leave_behind(procs) -> None:
+    """Let this process exit without waiting for `procs`: multiprocessing joins every child it started at exit,
+    so a second Ctrl-C waited there for a worker saving its run (seconds with a 2c replay buffer), and a third
+    raised inside that wait. The workers need no one to wait: they ignore the signals, see the sweep gone after
+    their round, save and exit. (`_children` is multiprocessing's own registry of what its exit joins; were it
+    ever renamed, this is only the old wait.)"""
+    import multiprocessing.process as mpp
+
+    children = getattr(mpp, "_children", None)
+    if isinstance(children, set):
+        for p in procs:
+            children.discard(p)
+
+
 def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> tuple[list[TrialResult], bool]:
     """Run `jobs`, at most `workers` at a time, each in a fresh spawned process (its own thread settings, its
     memory given back), reporting each end to `progress`; (results, interrupted). Ctrl-C or SIGTERM stops the
@@ -128,6 +146,7 @@ def _run_local(jobs: list[TrialJob], workers: int, progress: Progress, log) -> t
             except KeyboardInterrupt:
                 if interrupted:  # the runs in progress save after their round, and exit when they see we are gone
                     log("stopping now: the runs in progress save after their round and exit by themselves")
+                    _leave_behind(running.values())
                     raise
                 interrupted = True
                 stop.set()
