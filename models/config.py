@@ -48,6 +48,9 @@ class AlgoConfig:
 class LearnerConfig:
     optimizer: str = "adam"  # "adam" | "rmsprop"
     lr: float = 1e-3
+    # a linear decay of the rate over env steps: `lr` at 0, `lr_finish` from `lr_anneal_steps` on (0: constant)
+    lr_finish: float = 0.0
+    lr_anneal_steps: int = 0
     gamma: float = 0.99
     td_lambda: float = 0.6  # 0 gives one-step targets
     double_q: bool = True
@@ -137,7 +140,8 @@ POSITIVE = {"env.num_envs", "algo.agent_hidden", "algo.mixing_embed", "algo.hype
             "learner.target_update_episodes", "learner.batch_size", "learner.buffer_size", "run.t_max",
             "run.test_episodes", "learner.grad_clip", "learner.replay_ratio", "run.test_interval"}
 UNIT_INTERVAL = {"learner.gamma", "learner.td_lambda", "learner.tau", "run.epsilon_start", "run.epsilon_finish"}
-NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "run.epsilon_anneal_steps", "run.save_interval", "run.epsilon_spread",
+NON_NEGATIVE = {"algo.res_beta", "algo.res_lambda", "learner.lr_finish", "learner.lr_anneal_steps",
+                "run.epsilon_anneal_steps", "run.save_interval", "run.epsilon_spread",
                 "run.snapshot_hz", "run.threads", "run.learner_threads", "run.time_limit_s"}
 
 

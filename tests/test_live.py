@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from models.config import ConfigError, load_config
+from models.core.learner import lr_at
 from models.core.runner import epsilon_at
 from models.files.checkpoint import load_checkpoint
 from models.training import live
@@ -64,6 +65,33 @@ def test_a_change_applies_at_the_next_round_in_the_learner_too_and_is_an_event(t
     tr.close()
 
 
+@pytest.mark.parametrize("learner_process", [False, True])
+def test_the_learning_rate_follows_its_schedule_over_env_steps_and_a_live_change_redraws_it(tmp_path,
+                                                                                           learner_process):
+    """learner.lr_anneal_steps: the rate goes linearly from learner.lr to learner.lr_finish over env steps (not
+    updates: the same whatever the replay ratio), in the learner process too; changing the finish live gives the
+    new schedule's rate from the next round."""
+    over = TINY_2C + ["learner.lr_anneal_steps=300", "learner.lr_finish=0.0001",
+                      f"run.learner_process={str(learner_process).lower()}"]
+    cfg = load_config("qmix_2c_vs_64zg", over)
+    tr = Trainer(cfg, run_dir=tmp_path / "r", **QUIET)
+    schedule = set()
+    while tr.t_env < 450:
+        tr.round()
+        schedule.add(lr_at(tr.t_env, cfg.learner))  # the rate of the updates this round's episodes earned
+    tr.set("learner.lr_finish", 0.0002)
+    tr.round()
+    tr.catch_up()  # the learner process's last round
+    tr.close()  # writes its rows
+    lrs = [float(r["lr"]) for r in _rows(tmp_path / "r", "update")]
+    before, after = lrs[:-4], lrs[-4:]  # 2 envs x ratio 4 / batch 2: 4 updates a round
+    assert all(any(abs(x - y) < 1e-12 for y in schedule) for x in before)  # each the schedule's at its round
+    assert before == sorted(before, reverse=True) and before[0] < cfg.learner.lr  # decaying from the first round
+    assert before[-1] == pytest.approx(0.0001) and after == [pytest.approx(0.0002)] * 4  # past 300 steps: the finish
+    with pytest.raises(ConfigError, match=r"learner.lr_finish: expected a value >= 0"):
+        load_config("qmix_2c_vs_64zg", ["learner.lr_finish=-0.001"])
+
+
 def test_locked_keys_and_bad_values_are_refused_with_the_reason(tmp_path):
     tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C), run_dir=tmp_path / "r", **QUIET)
     with pytest.raises(ConfigError, match=r"algo.mixing_embed cannot change while the run trains: the networks' sizes"):
@@ -80,7 +108,9 @@ def test_locked_keys_and_bad_values_are_refused_with_the_reason(tmp_path):
 
 @pytest.mark.parametrize("learner_process", [False, True])
 def test_resume_reapplies_the_events_and_matches_the_uninterrupted_run(tmp_path, learner_process):
-    over = TINY_2C + [f"run.learner_process={str(learner_process).lower()}"]
+    # with a learning-rate schedule running through the checkpoint: the resumed run's rates are the same
+    over = TINY_2C + [f"run.learner_process={str(learner_process).lower()}", "learner.lr_anneal_steps=400",
+                      "learner.lr_finish=0.0001"]
     a = Trainer(load_config("qmix_2c_vs_64zg", over), run_dir=tmp_path / "a", **QUIET)
     for _ in range(2):
         a.round()

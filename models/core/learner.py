@@ -99,6 +99,15 @@ def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, be
     return num / den
 
 
+def lr_at(t_env: int, L) -> float:
+    """The learning rate after `t_env` env steps under `L` (a LearnerConfig): `lr`, or with `lr_anneal_steps`
+    the line from `lr` to `lr_finish` over those env steps, then `lr_finish`. Env steps, not updates, so that the
+    schedule means the same whatever the replay ratio or the battles per round."""
+    if L.lr_anneal_steps <= 0:
+        return L.lr
+    return L.lr + (L.lr_finish - L.lr) * min(1.0, max(0, t_env) / L.lr_anneal_steps)
+
+
 class Learner:
     def __init__(self, agent: RNNAgent, mixer: nn.Module | None, cfg: Config, device):
         self.agent, self.mixer, self.cfg, self.device = agent, mixer, cfg, device
@@ -111,6 +120,7 @@ class Learner:
         else:
             self.optim = torch.optim.RMSprop(self.params, lr=L.lr, alpha=0.99, eps=1e-5)
         self.updates = 0
+        self.t_env = 0  # env steps collected so far, told by the host each round: the learning rate's clock
         # the collected-episode count at the last hard copy (None: not known, as in a checkpoint of an earlier
         # version; the next update copies)
         self.target_episodes: int | None = 0
@@ -118,8 +128,17 @@ class Learner:
     def set_config(self, cfg: Config) -> None:
         """A live change: `update` reads its settings from the config each time; the rate lives in the optimizer."""
         self.cfg = cfg
+        self._set_lr()
+
+    def set_t_env(self, t_env: int) -> None:
+        """The env steps collected so far (before a round's updates): where the learning-rate schedule is."""
+        self.t_env = int(t_env)
+        self._set_lr()
+
+    def _set_lr(self) -> None:
+        lr = lr_at(self.t_env, self.cfg.learner)
         for g in self.optim.param_groups:
-            g["lr"] = cfg.learner.lr
+            g["lr"] = lr
 
     def update(self, batch: dict, episodes: int) -> dict:
         """One gradient step on `batch`; `episodes` is how many episodes have been collected so far (the
@@ -245,7 +264,7 @@ class Learner:
 
     def state_dict(self) -> dict:
         d = {"agent": self.agent.state_dict(), "target_agent": self.target_agent.state_dict(),
-             "optim": self.optim.state_dict(), "updates": self.updates,
+             "optim": self.optim.state_dict(), "updates": self.updates, "t_env": self.t_env,
              "target_episodes": -1 if self.target_episodes is None else self.target_episodes}
         if self.mixer is not None:
             d["mixer"] = self.mixer.state_dict()
@@ -259,8 +278,8 @@ class Learner:
             self.mixer.load_state_dict(d["mixer"])
             self.target_mixer.load_state_dict(d["target_mixer"])
         self.optim.load_state_dict(d["optim"])
-        for g in self.optim.param_groups:  # the saved state carries the old rate: this run's config decides
-            g["lr"] = self.cfg.learner.lr
         self.updates = int(d["updates"])
+        self.t_env = int(d.get("t_env", 0))  # absent before the schedule: the next round tells it anyway
+        self._set_lr()  # the saved state carries the old rate: this run's config decides
         te = int(d.get("target_episodes", -1))
         self.target_episodes = None if te < 0 else te

@@ -64,9 +64,12 @@ class LearnerCore:
         self.rng = np.random.default_rng([cfg.run.seed, 1])
         self.credit = 0.0  # updates earned by the replay ratio and not yet taken (a fraction of one)
 
-    def round(self, batch: dict) -> list:
+    def round(self, batch: dict, t_env: int | None = None) -> list:
         """Store a round's episodes and take the updates they earn: `replay_ratio` sampled episodes per
-        collected one, so `num_envs * replay_ratio / batch_size` updates a round, the fraction carried."""
+        collected one, so `num_envs * replay_ratio / batch_size` updates a round, the fraction carried.
+        `t_env`: the env steps collected with this round (the learning-rate schedule's clock)."""
+        if t_env is not None:
+            self.learner.set_t_env(t_env)
         self.buffer.add(batch)
         L = self.cfg.learner
         if not self.buffer.can_sample(L.batch_size):
@@ -124,8 +127,8 @@ class InlineLearner:
     def pending(self) -> int:
         return len(self.ready)
 
-    def submit(self, batch: EpisodeBatch | dict) -> None:
-        self.ready.append(RoundResult(self.core.round(batch), None))
+    def submit(self, batch: EpisodeBatch | dict, t_env: int | None = None) -> None:
+        self.ready.append(RoundResult(self.core.round(batch, t_env), None))
 
     def result(self) -> RoundResult:
         return self.ready.popleft()
@@ -198,8 +201,8 @@ class LearnerProcess:
         while self.in_flight:
             self._receive_round()
 
-    def submit(self, batch: EpisodeBatch | dict) -> None:
-        self._call(("round", compact(batch) if isinstance(batch, EpisodeBatch) else batch))
+    def submit(self, batch: EpisodeBatch | dict, t_env: int | None = None) -> None:
+        self._call(("round", (compact(batch) if isinstance(batch, EpisodeBatch) else batch, t_env)))
         self.in_flight += 1
 
     def result(self) -> RoundResult:
@@ -270,7 +273,7 @@ def _worker_main(down, up, parent: int, cfg_dict: dict, dims: dict, device: str,
         while True:
             kind, payload = down.get()
             if kind == "round":
-                ums = core.round(payload)
+                ums = core.round(*payload)
                 up.put(("round", (ums, actor_weights(agent, mixer))))
             elif kind == "state":
                 up.put(("state", _to_bytes(core.state())))

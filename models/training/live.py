@@ -34,7 +34,12 @@ LIVE_KEYS = {
     "run.epsilon_finish": "the epsilon the schedule anneals to, from the epsilon of now",
     "run.epsilon_anneal_steps": "env steps, from now, over which epsilon anneals",
     "run.epsilon_spread": "Ape-X spread of epsilon over the envs of a round",
-    "learner.lr": "the optimizer's learning rate, from the next update",
+    "learner.lr": "the optimizer's learning rate, from the next update (with learner.lr_anneal_steps: where "
+                  "its schedule starts, so the rate becomes the schedule's at this env step)",
+    "learner.lr_finish": "the rate the learning-rate schedule decays to (the rate becomes the new schedule's at "
+                         "this env step)",
+    "learner.lr_anneal_steps": "env steps from the run's start over which the learning rate decays to lr_finish "
+                               "(0: constant; the rate becomes the new schedule's at this env step)",
     "learner.td_lambda": "TD(lambda) of the targets",
     "learner.grad_clip": "the gradient-norm clip",
     "learner.target_update_episodes": "episodes between hard copies of the target networks",

@@ -453,8 +453,8 @@ class Trainer:
         batch = self.runner.run(eps_env if cfg.run.epsilon_spread > 0 else eps, self.rng)
         if self.runner.recorder is not None:  # before an inline learner changes the weights that played it
             self._keep_recording(batch, t_before, float(eps_env[0]))
-        self.host.submit(batch)  # a learner process starts on it at once
         steps = int(batch.length.sum())
+        self.host.submit(batch, self.t_env + steps)  # a learner process starts on it at once
         self.t_env += steps
         self.episodes += batch.size
         self.rounds += 1
