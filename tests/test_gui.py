@@ -424,9 +424,9 @@ def test_live_change_from_the_controls_reaches_the_learner_and_marks_the_curves(
 
 
 def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playback_too(qtbot, window):
-    """Break on > agent dies, watching the shipped IQL policy (it loses most battles): Watch mode pauses on the first
-    state where a colossus is dead, and the arena shows it; the same breakpoint stops Replay playback at the
-    timeline's marker (one definition of the event: models.core.events)."""
+    """Break on > agent dies, watching the shipped IQL policy: Watch mode pauses on the first state where a colossus
+    is dead, and the arena shows it; the same breakpoint stops Replay playback of that episode at the timeline's
+    marker (one definition of the event: models.core.events)."""
     from models.files.episode_file import load_episode
     from workbench.replay import SPEEDS
 
@@ -437,6 +437,7 @@ def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playba
     qtbot.waitUntil(lambda: w.state.paused and any("breakpoint: agent" in m for m in w.state.messages), timeout=WAIT)
     import re
 
+    paused_in = w.state.episodes  # the episodes finished before the one paused in (Watch records each, in order)
     said = next(m for m in w.state.messages if m.startswith("breakpoint: agent"))
     step = int(re.search(r"episode step (\d+)", said).group(1))
     # the paused state's snapshot (snapshots are latest-wins: an older one may be shown first)
@@ -449,9 +450,10 @@ def test_breakpoint_on_a_death_pauses_watch_mode_on_that_state_and_replay_playba
     assert w.arena.frames_drawn > drawn
     w.set_breakpoints([])
     qtbot.mouseClick(w.controls.resume, qtbot_button())
-    qtbot.waitUntil(lambda: w.state.episodes >= 1, timeout=WAIT)  # a recorded episode to replay
-    qtbot.waitUntil(lambda: len(w.state.recorded_episodes) >= 1, timeout=WAIT)
-    path = w.state.recorded_episodes[0]
+    # the episode paused in, recorded: the first shipped IQL lost every battle, today's wins most, so the episode
+    # with the death is the one paused in, not the first one recorded
+    qtbot.waitUntil(lambda: len(w.state.recorded_episodes) > paused_in, timeout=WAIT)
+    path = w.state.recorded_episodes[paused_in]
     w._end_watch()
     ep = load_episode(path)
     deaths = [k for k, label in ep.markers() if label.endswith(" dies")]
