@@ -563,16 +563,13 @@ def test_a_second_ctrl_c_does_not_wait_for_a_busy_worker(tmp_path):
     stopped worker outliving the sweep is also hung up by the kernel, its group orphaned: it ignores SIGHUP.)"""
     import os
     import signal
-    import subprocess
     import time
 
     out = tmp_path / "sw"
     with _endless_sweep(out, "0-3", workers=1) as p:
         _wait_until(lambda: list(out.glob("*/metrics.csv")))
-        children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
-                                  text=True).stdout.splitlines()
-        workers = [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
-        assert len(workers) == 1, children
+        workers = _workers_of(p)
+        assert len(workers) == 1, workers
         os.kill(workers[0], signal.SIGSTOP)
         try:
             p.send_signal(signal.SIGINT)
@@ -585,6 +582,15 @@ def test_a_second_ctrl_c_does_not_wait_for_a_busy_worker(tmp_path):
             os.kill(workers[0], signal.SIGCONT)
     _wait_until(lambda: list(out.glob("*/checkpoints/latest.pt")), 30)
     assert len(list(out.glob("*/checkpoints/latest.pt"))) == 1  # the worker, let go, saved its run
+
+
+def _workers_of(p) -> list[int]:
+    """The pids of the sweep process `p`'s trial workers (its spawned children)."""
+    import subprocess
+
+    children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
+                              text=True).stdout.splitlines()
+    return [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
 
 
 def _alive(pid: int) -> bool:
@@ -603,16 +609,13 @@ def test_a_killed_worker_fails_its_run_and_the_sweep_goes_on(tmp_path):
     next run starts; the sweep still stops cleanly."""
     import os
     import signal
-    import subprocess
     import time
 
     out = tmp_path / "sw"
     with _endless_sweep(out, "0-1", workers=1) as p:
         _wait_until((out / "qmix_twostep_s0" / "metrics.csv").exists)
-        children = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(p.pid)], capture_output=True,
-                                  text=True).stdout.splitlines()
-        workers = [int(c.split()[0]) for c in children if "multiprocessing.spawn" in c]
-        assert len(workers) == 1, children
+        workers = _workers_of(p)
+        assert len(workers) == 1, workers
         os.kill(workers[0], signal.SIGKILL)
         _wait_until((out / "qmix_twostep_s1" / "metrics.csv").exists)
         time.sleep(1)
