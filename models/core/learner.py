@@ -72,28 +72,23 @@ def _res_one_deviation(q_online, q_target, avail, mixer, target_mixer, state, be
     state: candidate (i, a) (agent i takes a, the others their greedy action) is available exactly when a
     is available to i, and on 2c_vs_64zg that is a small part of the n x A candidates (most attack targets
     are out of range), so this mixes several times fewer joint actions than a dense [R, n x A] table.
-    Each greedy joint action is counted once per agent, as the dense table does."""
+    Each greedy joint action is counted once per agent, as the dense table does. The mixers score the
+    candidates from the greedy joint action's mixing (`mix_deviations`), not one by one."""
     R, n, A = q_online.shape
     dev = q_online.device
     greedy = q_online.masked_fill(~avail, NEG_INF).argmax(-1, keepdim=True)  # [R, n, 1]
     g_online = q_online.gather(2, greedy)[..., 0]  # [R, n]
     g_target = q_target.gather(2, greedy)[..., 0]
-    row, k = avail.reshape(R, n * A).nonzero(as_tuple=True)  # [V] each
-    agent, action = k // A, k % A
-    at = torch.arange(row.numel(), device=dev)
-    cand_online = g_online[row]
-    cand_online[at, agent] = q_online[row, agent, action]
-    cand_target = g_target[row]
-    cand_target[at, agent] = q_target[row, agent, action]
+    k = avail.reshape(-1).nonzero()[:, 0]  # flat (row, agent, action) of the available candidates: [V]
+    row, agent = k // (n * A), (k // A) % n
     hyper_online, hyper_target = hypers if hypers is not None else (mixer.hyper(state), target_mixer.hyper(state))
-    h_online = {key: v[row] for key, v in hyper_online.items()}
-    h_target = {key: v[row] for key, v in hyper_target.items()}
-    qtot_online = mixer.mix(cand_online[:, None], h_online)[:, 0]  # [V]
-    qtot_target = target_mixer.mix(cand_target[:, None], h_target)[:, 0]
+    qtot_online = mixer.mix_deviations(g_online, hyper_online, row, agent, q_online.reshape(-1).index_select(0, k))
+    qtot_target = target_mixer.mix_deviations(g_target, hyper_target, row, agent,
+                                              q_target.reshape(-1).index_select(0, k))
     logits = beta * qtot_online
     top = torch.full((R,), -float("inf"), device=dev, dtype=logits.dtype).scatter_reduce(
         0, row, logits, "amax", include_self=True)
-    e = torch.exp(logits - top[row])
+    e = torch.exp(logits - top.index_select(0, row))
     den = torch.zeros(R, device=dev, dtype=e.dtype).index_add_(0, row, e)
     num = torch.zeros(R, device=dev, dtype=e.dtype).index_add_(0, row, e * qtot_target)
     return num / den

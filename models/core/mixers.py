@@ -23,6 +23,12 @@ class VDNMixer(nn.Module):
     def mix(self, agent_qs: torch.Tensor, hyper: dict) -> torch.Tensor:
         return agent_qs.sum(-1)
 
+    @staticmethod
+    def mix_deviations(base_qs: torch.Tensor, hyper: dict, row: torch.Tensor, agent: torch.Tensor,
+                       q_dev: torch.Tensor) -> torch.Tensor:
+        """Qtot of one-deviation joint actions; see `QMixer.mix_deviations`."""
+        return base_qs.sum(-1).index_select(0, row) + q_dev - base_qs.reshape(-1).index_select(0, row * base_qs.shape[1] + agent)
+
 
 class QMixer(nn.Module):
     """QMIX (Rashid et al. 2018): Qtot = ELU(q . |W1(s)| + b1(s)) . |W2(s)| + V(s), monotonic in every Qi."""
@@ -51,6 +57,27 @@ class QMixer(nn.Module):
         """agent_qs [..., K, n] mixed with one state's weights each (hyper leading dims [...]) -> [..., K]."""
         h = F.elu(torch.einsum("...kn,...ne->...ke", agent_qs, hyper["w1"]) + hyper["b1"].unsqueeze(-2))
         return torch.einsum("...ke,...e->...k", h, hyper["w2"]) + hyper["v"].unsqueeze(-1)
+
+    @staticmethod
+    def mix_deviations(base_qs: torch.Tensor, hyper: dict, row: torch.Tensor, agent: torch.Tensor,
+                       q_dev: torch.Tensor) -> torch.Tensor:
+        """Qtot of V one-deviation joint actions: at state `row[k]` every agent takes its action in `base_qs`
+        [R, n] but agent `agent[k]`, whose Q is `q_dev[k]`; `hyper` holds the R states' weights. -> [V].
+
+        The first layer is linear in the Qs, so a deviation moves the base joint action's pre-activation by
+        (q_dev - base_q_i) w1_i: one [R, E] product for the base instead of mixing every candidate from its n
+        Qs, and flat gathers (index_select) instead of a bmm of V 1 x n matrices (RES's operator was 2x the
+        cost of the rest of the update that way)."""
+        R, n = base_qs.shape
+        w1, E = hyper["w1"], hyper["w1"].shape[-1]
+        base_pre = (base_qs.unsqueeze(-1) * w1).sum(-2) + hyper["b1"]  # [R, E]
+        flat = row * n + agent
+        shift = q_dev - base_qs.reshape(-1).index_select(0, flat)  # [V]
+        pre = torch.addcmul(base_pre.index_select(0, row), shift.unsqueeze(-1), w1.reshape(R * n, E).index_select(0, flat))
+        pre = F.elu(pre) if pre.requires_grad else F.elu_(pre)
+        # the dot with w2 as a bmm of V 1 x E rows: half the time of a broadcast multiply and sum
+        out = torch.bmm(pre.unsqueeze(1), hyper["w2"].index_select(0, row).unsqueeze(2))[:, 0, 0]
+        return out + hyper["v"].index_select(0, row)
 
     def forward(self, agent_qs: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         return self.mix(agent_qs.unsqueeze(-2), self.hyper(state))[..., 0]
