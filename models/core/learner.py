@@ -135,9 +135,10 @@ class Learner:
         for g in self.optim.param_groups:
             g["lr"] = lr
 
-    def update(self, batch: dict, episodes: int) -> dict:
+    def update(self, batch: dict, episodes: int, trace: dict | None = None) -> dict:
         """One gradient step on `batch`; `episodes` is how many episodes have been collected so far (the
-        target networks' clock)."""
+        target networks' clock). `trace`, a dict, receives the update's tensors (agent Qs, Qtot, bootstrap
+        values, targets, loss): what benchmarks/reference_parity.py holds against the reference code."""
         L, A = self.cfg.learner, self.cfg.algo
         obs, state, avail = batch["obs"], batch["state"], batch["avail"]  # [B, T+1, ...]
         actions, reward = batch["actions"], batch["reward"]  # [B, T, n], [B, T]
@@ -195,6 +196,10 @@ class Learner:
         if A.res:
             reg = (((qtot - batch["mc_return"]) * mask) ** 2).sum() / n_valid
             loss = loss + A.res_lambda * reg
+
+        if trace is not None:
+            trace.update(q=q.detach(), qtot=qtot.detach(), values=values, targets=targets, mask=mask, loss=loss.detach(),
+                         reg=reg.detach(), max_values=max_values if A.res else values)
 
         # 5. gradient step, clipped; never taken when the loss or the gradients are not finite (one check:
         # a NaN/inf in the Q-values or targets reaches the loss, and one in any gradient reaches the norm)
