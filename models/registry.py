@@ -1,6 +1,7 @@
 """The one list of algorithms (IQL, VDN, QMIX, RES-VDN, RES-QMIX) and of the shipped presets.
 
-An algorithm is a mixer kind plus the RES flag; its presets are named `<prefix>_<map>` (`res_qmix_2c_vs_64zg`).
+An algorithm is a mixer kind plus the RES flag; its presets are named `<prefix>_<map>` (`res_qmix_2c_vs_64zg`) for
+the workbench's own protocol and `<prefix>_<map>_<protocol>` for the papers' (`qmix_2c_vs_64zg_pymarl`).
 The CLI, sweeps and the app read these instead of keeping their own lists.
 """
 from __future__ import annotations
@@ -11,6 +12,20 @@ from .config import ConfigError
 from .config import list_presets as _list_presets
 
 
+# A protocol is a family of presets: the same algorithms under one paper's training settings.
+# name -> (preset name suffix, what a person reads)
+PROTOCOLS: dict[str, tuple[str, str]] = {
+    "workbench": ("", "workbench (pymarl2's tricks: Adam, TD(lambda) 0.6, 16 envs, replay ratio 8)"),
+    "pymarl": ("_pymarl", "the papers' (PyMARL / RES code: RMSprop 5e-4, one-step targets, replay ratio 32)"),
+}
+
+
+def check_protocol(name: str) -> str:
+    if name not in PROTOCOLS:
+        raise ConfigError(f"unknown protocol {name!r}; protocols: {', '.join(PROTOCOLS)}")
+    return name
+
+
 @dataclass(frozen=True)
 class Algorithm:
     name: str  # what a person reads: "RES-QMIX"
@@ -18,9 +33,10 @@ class Algorithm:
     res: bool  # algo.res
     prefix: str  # presets are "<prefix>_<map>"
 
-    def preset(self, map_key: str) -> str:
-        """This algorithm's preset for a map key ("2c_vs_64zg", "twostep"); an error names the ones there are."""
-        name = f"{self.prefix}_{map_key}"
+    def preset(self, map_key: str, protocol: str = "workbench") -> str:
+        """This algorithm's preset for a map key ("2c_vs_64zg", "twostep") under a protocol; an error names the
+        ones there are."""
+        name = f"{self.prefix}_{map_key}{PROTOCOLS[check_protocol(protocol)][0]}"
         return check_preset(name)
 
 
@@ -38,6 +54,7 @@ class PresetInfo:
     name: str  # "res_qmix_2c_vs_64zg"
     algorithm: Algorithm
     map_key: str  # what follows the algorithm's prefix: "2c_vs_64zg", "twostep", "matrix_mild"
+    protocol: str = "workbench"  # a key of PROTOCOLS, read from the name's suffix
 
 
 def algorithm(name: str) -> Algorithm:
@@ -74,21 +91,28 @@ def preset_info(name: str) -> PresetInfo:
     """Which algorithm and map a shipped preset is, read from its name (the longest prefix wins, so
     `res_qmix_...` is RES-QMIX, not QMIX)."""
     check_preset(name)
+    protocol, rest = "workbench", name
+    for key, (suffix, _) in PROTOCOLS.items():
+        if suffix and name.endswith(suffix):
+            protocol, rest = key, name[:-len(suffix)]
     for a in sorted(ALGORITHMS, key=lambda a: -len(a.prefix)):
-        if name.startswith(a.prefix + "_"):
-            return PresetInfo(name, a, name[len(a.prefix) + 1:])
+        if rest.startswith(a.prefix + "_"):
+            return PresetInfo(name, a, rest[len(a.prefix) + 1:], protocol)
     raise ConfigError(f"preset {name!r} does not start with an algorithm's prefix "
                       f"({', '.join(a.prefix for a in ALGORITHMS)})")
 
 
-def presets_for(algorithm_name: str | None = None, map_key: str | None = None) -> list[str]:
-    """The presets of one algorithm and/or one map key."""
+def presets_for(algorithm_name: str | None = None, map_key: str | None = None,
+                protocol: str | None = None) -> list[str]:
+    """The presets of one algorithm and/or one map key and/or one protocol."""
     out = []
     for name in list_presets():
         info = preset_info(name)
         if algorithm_name is not None and info.algorithm != algorithm(algorithm_name):
             continue
         if map_key is not None and info.map_key != map_key:
+            continue
+        if protocol is not None and info.protocol != protocol:
             continue
         out.append(name)
     return out

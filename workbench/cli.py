@@ -186,7 +186,8 @@ def _presets(args) -> int:
 
     for name in registry.list_presets():
         info = registry.preset_info(name)
-        print(f"{name:28s} {info.algorithm.name:9s} on {load_config(name).env.map_name}")
+        print(f"{name:28s} {info.algorithm.name:9s} on {load_config(name).env.map_name:14s} "
+              f"protocol {info.protocol}")
     return 0
 
 

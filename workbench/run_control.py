@@ -20,17 +20,20 @@ WATCH_STOP_TIMEOUT_S = 3.0  # a watch told to stop ends within a step; one still
 DEFAULT_POLICY = "qmix"  # what the app plays when it opens (`run_app`); the first shipped policy if that one is not
 
 
-def build_config(map_name: str, algorithm: str, overrides: list[str]):
-    """The preset for (map, algorithm) — or the 2c_vs_64zg one with the map swapped — plus overrides."""
+def build_config(map_name: str, algorithm: str, overrides: list[str], protocol: str = "workbench"):
+    """The preset for (map, algorithm, protocol) — or that protocol's 2c_vs_64zg one with the map swapped — plus
+    overrides."""
     from models import registry
     from models.config import apply_overrides, load_config
 
     prefix = registry.algorithm(algorithm).prefix
-    name = f"{prefix}_{map_name}"
+    suffix = registry.PROTOCOLS[registry.check_protocol(protocol)][0]
+    name = f"{prefix}_{map_name}{suffix}"
     if name in registry.list_presets():
         cfg = load_config(name)
     else:
-        cfg = load_config(f"{prefix}_2c_vs_64zg", [f'env.map_name="{map_name}"', f'run.name="{prefix}_{map_name}"'])
+        cfg = load_config(f"{prefix}_2c_vs_64zg{suffix}", [f'env.map_name="{map_name}"',
+                                                           f'run.name="{prefix}_{map_name}{suffix}"'])
     return apply_overrides(cfg, overrides)
 
 
@@ -47,7 +50,8 @@ class RunControl:
 
     def _preset_changed(self):
         try:
-            cfg = build_config(self.controls.scenario.currentText(), self.controls.algorithm.currentText(), [])
+            cfg = build_config(self.controls.scenario.currentText(), self.controls.algorithm.currentText(), [],
+                               self.controls.protocol.currentData())
         except ValueError as e:
             self._log(f"config error: {e}")
             return
@@ -56,7 +60,8 @@ class RunControl:
     def current_config(self):
         c = self.controls
         return build_config(c.scenario.currentText(), c.algorithm.currentText(),
-                            c.overrides() + [f'run.runs_dir="{self.runs_dir}"'] + self.extra_overrides)
+                            c.overrides() + [f'run.runs_dir="{self.runs_dir}"'] + self.extra_overrides,
+                            c.protocol.currentData())
 
     def start_training(self, overrides: list[str] | None = None):
         if not self._end_watch():

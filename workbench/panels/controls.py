@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton,
                                QSpinBox, QVBoxLayout, QWidget)
 
+from models.registry import PROTOCOLS
 from models.training.live import LIVE_KEYS, locked_reason
 
 from ..state import ALGORITHMS, action_names
@@ -69,6 +70,12 @@ class ControlsPanel(QWidget):
         self.algorithm = QComboBox()
         self.algorithm.addItems(list(ALGORITHMS))
         self.algorithm.setCurrentText("QMIX")
+        self.protocol = QComboBox()
+        for key, (_suffix, text) in PROTOCOLS.items():
+            self.protocol.addItem(key, key)
+            self.protocol.setItemData(self.protocol.count() - 1, text, Qt.ToolTipRole)
+        self.protocol.setToolTip("Which training settings the presets follow: the workbench's (pymarl2's tricks) or "
+                                 "the papers' (PyMARL, the RES code); docs/results.md compares them")
         self.lr = _dspin(1e-5, 1.0, 1e-3, 5, 1e-4)
         self.batch = _spin(1, 1024, 32)
         self.envs = _spin(1, 512, 16)
@@ -89,7 +96,8 @@ class ControlsPanel(QWidget):
         self.device = QComboBox()
         self.device.addItems(["auto", "cpu"])
         self.seed = _spin(0, 2**31 - 1, 0)
-        for label, w in (("scenario", self.scenario), ("algorithm", self.algorithm), ("learning rate", self.lr),
+        for label, w in (("scenario", self.scenario), ("algorithm", self.algorithm), ("protocol", self.protocol),
+                         ("learning rate", self.lr),
                          ("batch (episodes)", self.batch), ("envs per round", self.envs),
                          ("replay ratio", self.replay_ratio), ("target refresh (episodes)", self.target_episodes),
                          ("epsilon start", self.eps_start), ("epsilon anneal (steps)", self.anneal),
@@ -155,7 +163,8 @@ class ControlsPanel(QWidget):
                           self.target_episodes: "learner.target_update_episodes", self.eps_start: "run.epsilon_start",
                           self.anneal: "run.epsilon_anneal_steps", self.td_lambda: "learner.td_lambda",
                           self.res_beta: "algo.res_beta", self.res_lambda: "algo.res_lambda", self.t_max: "run.t_max"}
-        self.locked_keys = {self.scenario: "env.map_name", self.algorithm: "algo.mixer", self.envs: "env.num_envs",
+        self.locked_keys = {self.scenario: "env.map_name", self.algorithm: "algo.mixer", self.protocol: "learner.optimizer",
+                            self.envs: "env.num_envs",
                             self.device: "run.device", self.seed: "run.seed"}
         self._tips = {w: w.toolTip() for w in (*self.live_keys, *self.locked_keys)}
         self._training = False
@@ -170,6 +179,7 @@ class ControlsPanel(QWidget):
         self.watch_speed.valueChanged.connect(self.watchSpeedChanged)
         self.scenario.currentTextChanged.connect(lambda _: self.presetChanged.emit())
         self.algorithm.currentTextChanged.connect(lambda _: self.presetChanged.emit())
+        self.protocol.currentTextChanged.connect(lambda _: self.presetChanged.emit())
         # `activated`, not `currentIndexChanged`: only a person's pick (picking the one shown again re-watches it)
         self.policy.activated.connect(lambda i: self.policyChosen.emit(self.policy.itemData(i)))
 
