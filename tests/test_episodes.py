@@ -224,11 +224,11 @@ def test_record_command_and_fork_command(tiny_run, tmp_path, capsys):
     before = files[0].read_bytes()
     fork_args = ["fork", str(files[0]), "--step", "1", "--agent", "1", "--action", "greedy", "--episodes", "1"]
     assert cli(fork_args + ["--out", str(files[0]), "--force"]) == 2
-    assert "that is the input" in capsys.readouterr().err and files[0].read_bytes() == before
+    assert "is the input" in capsys.readouterr().err and files[0].read_bytes() == before
     assert cli(fork_args + ["--out", str(tmp_path / "fork.npz")]) == 2
     assert "fork.npz: exists; add --force" in capsys.readouterr().err
     assert cli(["export", str(files[0]), "--gif", str(files[0]), "--force"]) == 2
-    assert "that is the input" in capsys.readouterr().err and files[0].read_bytes() == before
+    assert "is the input" in capsys.readouterr().err and files[0].read_bytes() == before
     # recordings are named by what played them and the seed: another seed or checkpoint never replaces them
     assert [f.name for f in files] == ["latest_s4_00000.npz", "latest_s4_00001.npz"]
     assert cli(["record", tiny_run, "--episodes", "1", "--out", str(out), "--seed", "4"]) == 2

@@ -189,7 +189,8 @@ def test_branch_continues_the_parent_with_a_change_and_leaves_it_untouched(tmp_p
                 "--out", str(tmp_path / "b")]) == 0
     assert "train it with: qmix-workbench train --resume" in capsys.readouterr().out
     assert cli(["branch", str(parent), "--set", "algo.mixing_embed=4", "--out", str(tmp_path / "bad")]) == 2
-    assert "does not fit" in capsys.readouterr().err
+    assert "algo.mixing_embed cannot change in a branch" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad.partial-*"))  # nothing left
     rec = read_branch(tmp_path / "b")
     assert rec["t_env"] == t_ck and rec["changes"] == {"learner.lr": 0.0002, "run.record_interval": 0}
     assert rec["with_buffer"] is True

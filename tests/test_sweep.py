@@ -484,7 +484,7 @@ def test_compare_never_replaces_earlier_work_or_an_input_without_force(tmp_path)
         "2c_vs_64zg"]["QMIX"]
     imported = out.read_text()
     rc, _, err = _run(["compare", runs, str(out), "--export-marl-eval", str(out), "--force"])
-    assert rc == 2 and "that is the input" in err and out.read_text() == imported
+    assert rc == 2 and "is the input" in err and out.read_text() == imported
     rc, _, err = _run(["compare", runs, "--out", str(tmp_path / "f.png"), "--out-stats", str(tmp_path / "f.png")])
     assert rc == 2 and "--out and --out-stats: both are" in err and not (tmp_path / "f.png").exists()
 

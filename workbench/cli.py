@@ -491,7 +491,8 @@ def _plot(args) -> int:
     from workbench.plot import plot_run
 
     out = args.out or os.path.join(args.run_dir, "curves.png")
-    check_output(out, [], args.force)
+    # the run is read; its directory takes the figure (the default) but never in place of one of its records
+    check_output(out, [], args.force, owns=[args.run_dir])
     print(f"wrote {plot_run(args.run_dir, out)}")
     return 0
 
@@ -518,21 +519,13 @@ def _render(args) -> int:
 
 
 
-def check_output(out, inputs=(), force: bool = False, flag: str = "--out"):
-    """An output path a command may write: never one of its inputs (not even with --force), in a directory that
-    exists, and not an existing file unless `force`. Checked before any work is done."""
-    from pathlib import Path
+def check_output(out, inputs=(), force: bool = False, flag: str = "--out", owns=()):
+    """An output file a command may write (models.files.guard: never an input nor inside one, nor inside a run or
+    sweep directory it does not own, in a directory that exists, an existing file only with `force`). Checked
+    before any work is done."""
+    from models.files.guard import Output, check_outputs
 
-    p = Path(out).expanduser()
-    for i in inputs:
-        if Path(i).exists() and p.exists() and p.resolve() == Path(i).resolve():
-            raise ValueError(f"{flag} {out}: that is the input {i}; an output never replaces an input, choose "
-                             f"another path")
-    if not p.parent.is_dir():
-        raise ValueError(f"{flag} {out}: the directory {p.parent} does not exist")
-    if p.exists() and not force:
-        raise ValueError(f"{flag} {out}: exists; add --force to replace it")
-    return p
+    return check_outputs([Output(flag, out)], inputs, force, owns)[0]
 
 
 def _show_defaults(parser) -> None:

@@ -139,19 +139,13 @@ def compare_command(args) -> int:
         except ValueError:
             raise CompareError(f"--at {args.at!r}: expected env steps separated by commas, e.g. "
                                f"500000,1000000") from None
-    from pathlib import Path
+    from models.files.guard import Output, check_outputs
 
-    from workbench.cli import check_output
-
-    # before any work: an output that cannot be written, or would replace an input or earlier work, is refused now
-    outs = [(f, o) for f, o in (("--out", args.out), ("--out-stats", args.out_stats),
-                                ("--export-marl-eval", args.export_marl_eval)) if o]
-    for flag, out in outs:
-        check_output(out, args.paths, args.force, flag=flag)
-    for i, (flag, out) in enumerate(outs):
-        for flag2, out2 in outs[i + 1:]:
-            if Path(out).resolve() == Path(out2).resolve():
-                raise ValueError(f"{flag} and {flag2}: both are {out}; give each output its own path")
+    # before any work: an output that cannot be written, or would replace or write into an input or earlier work,
+    # is refused now
+    check_outputs([Output(f, o) for f, o in (("--out", args.out), ("--out-stats", args.out_stats),
+                                             ("--export-marl-eval", args.export_marl_eval)) if o],
+                  args.paths, args.force)
     c = compare_runs(args.paths, metric=args.metric, stat=args.stat, at=at)
     print(c.table())
     print()

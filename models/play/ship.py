@@ -68,7 +68,7 @@ def ship_policy(checkpoint, name: str, episodes: int = 200, seed: int = EVAL_SEE
                 mean_return=res["return"], dead_enemies=res["dead_enemies"], command=command,
                 digest=file_digest(data), source_checkpoint={"path": meta["path"], "digest": meta.get("digest")},
                 created=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-                curves=training_curves(meta.get("run_dir") or run_dir_of_checkpoint(meta), int(meta["t_env"])),
+                curves=training_curves(run_dir_of_checkpoint(meta) or meta.get("run_dir"), int(meta["t_env"])),
                 path=out / f"{name}.json")
     try:
         out.mkdir(parents=True, exist_ok=True)

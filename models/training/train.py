@@ -367,6 +367,17 @@ class Trainer:
         check_changes(self.cfg, changes)
         self._branch_requests.append(dict(changes))
 
+    def apply_now(self) -> None:
+        """The live changes asked for so far, applied at once (a branch applies its own at its branch point)."""
+        self._apply_pending()
+
+    def forget_requests(self) -> None:
+        """From here this run's request log is its own: events inherited from a parent no longer count its lines
+        (a branch starts an empty log in its own directory)."""
+        for e in self.events:
+            e.request = -1
+        self._requests = live.RequestReader(self.run_dir, -1)
+
     def _apply_pending(self) -> None:
         branches, self._branch_requests = self._branch_requests, []
         while self._script_i < len(self.script) and self.script[self._script_i].at <= self.t_env:

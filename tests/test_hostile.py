@@ -1,0 +1,151 @@
+"""Hostile use of the commands that write (issue 32): no output may replace or write into an input or a run/sweep
+directory the command does not own, a branch is all or nothing and never touches its parent, a branch's request
+log is its own. Property-based (Hypothesis) generation of output paths against a real sweep of real runs: no
+input file changes and no traceback escapes."""
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from models.files.guard import Output, OutputRefused, check_outputs
+from workbench.cli import main as cli
+
+
+def _run(argv) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+def _tree(d: Path) -> dict:
+    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """A real sweep of one preset x 2 seeds on the two-step game."""
+    d = tmp_path_factory.mktemp("hostile") / "SWF"
+    rc, out, err = _run(["sweep", "--preset", "qmix_twostep", "--seeds", "0,1", "--set", "run.t_max=300",
+                         "--set", "run.test_interval=128", "--final-episodes", "8", "--out", str(d), "--workers", "1"])
+    assert rc == 0, out + err
+    return d
+
+
+# ---- row 1: compare (and the other writers) never write into an input ----------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["qmix_twostep_s0/metrics.csv", "sweep.toml", "qmix_twostep_s0/checkpoints/latest.pt",
+                                    "qmix_twostep_s1/final_eval.json", "new_figure.png"])
+@pytest.mark.parametrize("flag", ["--out", "--out-stats", "--export-marl-eval"])
+def test_compare_refuses_an_output_in_its_input_even_with_force(sweep, target, flag):
+    before = _tree(sweep)
+    rc, out, err = _run(["compare", str(sweep), flag, str(sweep / target), "--force"])
+    assert rc == 2 and "input" in err and "Traceback" not in err, err
+    assert _tree(sweep) == before
+
+
+@pytest.mark.slow
+def test_an_output_through_a_link_into_an_input_is_refused(sweep, tmp_path):
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(sweep / "qmix_twostep_s0" / "metrics.csv")
+    before = _tree(sweep)
+    rc, _, err = _run(["compare", str(sweep), "--out", str(link), "--force"])
+    assert rc == 2 and "lies inside the input" in err
+    alias = tmp_path / "alias"
+    alias.symlink_to(sweep, target_is_directory=True)
+    rc, _, err = _run(["plot", str(sweep / "qmix_twostep_s0"), "--out", str(alias / "sweep.toml"), "--force"])
+    assert rc == 2 and "sweep directory" in err
+    assert _tree(sweep) == before
+
+
+@pytest.mark.slow
+def test_plot_writes_beside_a_run_but_never_over_its_records(sweep, tmp_path):
+    run = sweep / "qmix_twostep_s1"
+    before = _tree(run)
+    rc, _, err = _run(["plot", str(run), "--out", str(run / "metrics.csv"), "--force"])
+    assert rc == 2 and "records" in err
+    assert _tree(run) == before
+    rc, out, _ = _run(["plot", str(run), "--out", str(tmp_path / "c.png")])
+    assert rc == 0 and (tmp_path / "c.png").stat().st_size > 0
+
+
+# ---- row 2: a branch never writes into its parent, nor inside any run directory; all or nothing --------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("out", [".", "checkpoints", "inside", "../qmix_twostep_s1", "../qmix_twostep_s1/b", ".."])
+def test_branch_into_a_run_or_sweep_directory_is_refused_and_the_parent_is_untouched(sweep, out):
+    parent = sweep / "qmix_twostep_s0"
+    before = _tree(sweep)
+    for source in (parent, parent / "checkpoints" / "latest.pt"):
+        rc, _, err = _run(["branch", str(source), "--set", "learner.lr=0.003", "--out", str(parent / out)])
+        assert rc == 2 and "Traceback" not in err, err
+    assert _tree(sweep) == before
+    assert not list(sweep.rglob(".*partial-*"))
+
+
+@pytest.mark.slow
+def test_a_bad_branch_leaves_nothing_and_a_retry_works(sweep, tmp_path):
+    parent = sweep / "qmix_twostep_s0"
+    before = _tree(sweep)
+    b = tmp_path / "b"
+    for bad in (["learner.lr=0.003", "learner.td_lambda=7"], ["learner.lr=0.003", "learner.lrr=1"],
+                ["algo.hypernet_embed=3"]):
+        rc, _, err = _run(["branch", str(parent), *sum((["--set", c] for c in bad), []), "--out", str(b)])
+        assert rc == 2 and "Traceback" not in err, err
+        assert not b.exists() and not list(tmp_path.glob(".b.partial-*"))
+    rc, out, err = _run(["branch", str(parent), "--set", "learner.lr=0.003", "--out", str(b)])
+    assert rc == 0, err
+    assert (b / "config.toml").exists() and (b / "branch.json").exists()
+    assert _tree(sweep) == before
+
+
+# ---- row 4: a branch starts its own request log ------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_branch_applies_its_own_requests(tmp_path):
+    from models.config import load_config
+    from models.training.train import Trainer
+
+    from conftest import TINY_2C
+
+    quiet = {"log": lambda *a: None}
+    parent = tmp_path / "P"
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + ["run.t_max=100000"]), run_dir=parent, **quiet)
+    tr.round()
+    tr.save()
+    tr.close()
+    assert _run(["set", str(parent), "learner.lr=0.001", "learner.td_lambda=0.3"])[0] == 0
+    tr = Trainer(None, resume=parent, **quiet)
+    tr.round()
+    assert [e.request for e in tr.events] == [0, 1]
+    tr.save(with_buffer=True)
+    tr.close()
+    assert _run(["branch", str(parent), "--set", "learner.lr=0.002", "--out", str(tmp_path / "B")])[0] == 0
+    assert _run(["set", str(tmp_path / "B"), "learner.td_lambda=0.5"])[0] == 0
+    b = Trainer(None, resume=tmp_path / "B", **quiet)
+    b.round()
+    assert b.cfg.learner.td_lambda == 0.5 and b.cfg.learner.lr == 0.002
+    assert [(e.key, e.source) for e in b.events][-1] == ("learner.td_lambda", "cli")
+    b.close()
+
+
+# ---- the guard itself, over generated paths ----------------------------------------------------------------------
+PARTS = st.sampled_from(["qmix_twostep_s0", "qmix_twostep_s1", "checkpoints", "latest.pt", "metrics.csv",
+                         "sweep.toml", "final_eval.json", "x.png", "..", ".", "episodes", "new"])
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(parts=st.lists(PARTS, min_size=0, max_size=4), force=st.booleans(), as_dir=st.booleans())
+def test_no_generated_output_lands_in_an_input_or_a_run(sweep, parts, force, as_dir):
+    path = Path(os.path.normpath(sweep.joinpath(*parts))) if parts else sweep
+    try:
+        p = check_outputs([Output("--out", path, directory=as_dir)], inputs=[sweep], force=force)[0]
+    except OutputRefused as e:
+        assert "\n" not in str(e) and "--out" in str(e)
+        return
+    resolved_sweep = sweep.resolve()
+    assert p != resolved_sweep and resolved_sweep not in p.parents  # anything accepted lies outside the input
