@@ -537,7 +537,7 @@ def test_branching_the_running_training_from_the_window(qtbot, window, tmp_path)
     w.branch_training({"learner.lr": 0.001})  # nothing runs now: said, nothing sent
     assert "no training is running to branch" in w.state.messages[-1]
     assert w.branch_run(str(branches[0]), ["algo.mixing_embed=8"]) is None
-    assert any("not branched" in m and "does not fit" in m for m in w.state.messages)
+    assert any("not branched" in m and "algo.mixing_embed cannot change in a branch" in m for m in w.state.messages)
 
 
 def test_break_on_the_td_error_pauses_the_training_after_that_update(qtbot, window):

@@ -149,3 +149,69 @@ def test_no_generated_output_lands_in_an_input_or_a_run(sweep, parts, force, as_
         return
     resolved_sweep = sweep.resolve()
     assert p != resolved_sweep and resolved_sweep not in p.parents  # anything accepted lies outside the input
+
+
+# ---- row 3 and the "Also" cases: live settings ---------------------------------------------------------------------
+@pytest.fixture
+def finished(tmp_path) -> Path:
+    from conftest import TINY_2C
+
+    d = tmp_path / "fin"
+    args = sum((["--set", s] for s in TINY_2C + ["run.learner_process=false"]), [])
+    rc, out, err = _run(["train", "--preset", "qmix_2c_vs_64zg", *args, "--run-dir", str(d)])
+    assert rc == 0, err
+    return d
+
+
+def _rows(d: Path, kind: str) -> list[dict]:
+    import csv
+
+    return [r for r in csv.DictReader(open(d / "metrics.csv")) if r["kind"] == kind]
+
+
+@pytest.mark.slow
+def test_a_finished_run_told_to_train_longer_does_and_applies_what_was_set(finished):
+    t_end = int(_rows(finished, "eval")[-1]["t_env"])
+    evals = len(_rows(finished, "eval"))
+    rc, out, err = _run(["train", "--resume", str(finished)])  # nothing asked: nothing trained, no second eval row
+    assert rc == 0 and "nothing to train" in out + err
+    assert len(_rows(finished, "eval")) == evals
+    assert _run(["set", str(finished), f"run.t_max={t_end + 300}", "learner.lr=0.002"])[0] == 0
+    rc, out, err = _run(["train", "--resume", str(finished)])
+    assert rc == 0, err
+    ups = _rows(finished, "update")
+    assert int(_rows(finished, "episode")[-1]["t_env"]) >= t_end + 300
+    assert float(ups[-1]["lr"]) == pytest.approx(0.002)
+    final = [r for r in _rows(finished, "eval") if int(r["t_env"]) == t_end]
+    assert len(final) == 1  # the first end's evaluation once, not again at the resume
+
+
+@pytest.mark.slow
+def test_set_is_all_or_nothing_and_checked_against_the_settings_as_changed(finished):
+    from models.config import load_config
+
+    req = finished / "live_requests.jsonl"
+    for bad, why in ((["learner.lr=0.001", "learner.lrr=1"], "not a setting"),
+                     (["run.epsilon_start=0.005", "run.epsilon_finish=0.001"], "epsilon_finish must not exceed"),
+                     (["algo.res_beta=3"], "does nothing for this run"),
+                     (["learner.replay_ratio=1000000"], "expected a value in [0.01, 256]"),
+                     (["learner.batch_size=9"], "must not exceed learner.buffer_size")):
+        rc, _, err = _run(["set", str(finished), *bad])
+        assert rc == 2 and why in err and "Traceback" not in err, (bad, err)
+        assert not req.exists()  # nothing written, not even the valid first change
+    # a sequence that is valid step by step: against the starting config the second would be refused
+    assert load_config(finished / "config.toml").run.epsilon_finish == 0.01
+    assert _run(["set", str(finished), "run.epsilon_finish=0.001"])[0] == 0
+    assert _run(["set", str(finished), "run.epsilon_start=0.005"])[0] == 0
+    assert _run(["set", str(finished), "run.epsilon_finish=0.0005", "run.epsilon_start=0.0006"])[0] == 0
+    assert len(req.read_text().splitlines()) == 4
+
+
+def test_every_live_bound_is_in_the_help(capsys):
+    from models.training.live import LIVE_BOUNDS
+
+    with pytest.raises(SystemExit):
+        cli(["set", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for key in LIVE_BOUNDS:
+        assert key in text

@@ -8,6 +8,7 @@ import time
 
 def main(argv=None) -> int:
     from models.config import EVAL_SEED
+    from models.training.live import LIVE_BOUNDS as LIVE_BOUNDS_HELP
 
     p = argparse.ArgumentParser(prog="qmix-workbench",
                                 description="QMIX Workbench. Without a command, opens the app.")
@@ -94,7 +95,11 @@ def main(argv=None) -> int:
                         description="Asks a training to change settings at its next round: through the run's "
                                     "control file (live_requests.jsonl), so it works for a headless run, a sweep's "
                                     "trial or the app's. Each applied change is an event in the run's events.csv "
-                                    "and its checkpoints; a stopped run applies it when resumed.")
+                                    "and its checkpoints; a stopped or finished run applies it when resumed. All or "
+                                    "nothing: every change is checked against the run's settings as changed so far "
+                                    "before any is written; a key that does nothing for the run's algorithm is "
+                                    "refused. Bounds while a run trains: " + ", ".join(
+                                        f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in LIVE_BOUNDS_HELP.items()) + ".")
     st.add_argument("run_dir", metavar="RUN_DIR", help="the run directory")
     st.add_argument("changes", nargs="*", metavar="SECTION.KEY=VALUE",
                     help="e.g. learner.lr=0.0005 run.epsilon_start=0.5 (--list shows what may change)")
@@ -165,8 +170,8 @@ def _set(args) -> int:
         raise ValueError("set needs at least one SECTION.KEY=VALUE (or --list)")
     changes = [parse_override(c) for c in args.changes]  # every one parsed before any is asked for
     d = Path(args.run_dir)
-    for key, value in changes:
-        line = live.request(d, key, value, source="cli")
+    lines = live.request_all(d, changes, source="cli")  # all or nothing, each against the settings as changed
+    for (key, value), line in zip(changes, lines):
         print(f"asked {d} for {key} = {value!r} (line {line + 1} of {live.REQUESTS_FILE})")
     try:
         DirLock(d, "run directory").release()

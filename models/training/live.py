@@ -82,17 +82,50 @@ def locked_reason(key: str) -> str | None:
     return "not a setting"
 
 
+# bounds on live values where a larger or smaller one cannot work: a round must end in seconds (so a stop is
+# honoured); the config's own checks (a batch within the buffer, epsilon_finish <= epsilon_start) apply too
+LIVE_BOUNDS = {
+    "learner.replay_ratio": (0.01, 256.0),
+    "learner.batch_size": (1, 1024),
+    "learner.target_update_episodes": (1, 10_000_000),
+    "learner.grad_clip": (1e-6, 1e6),
+    "algo.res_beta": (0.0, 1000.0),
+    "algo.res_lambda": (0.0, 100.0),
+    "run.test_interval": (100, 10**12),
+    "run.t_max": (1, 10**12),
+}
+
+
+def inert_reason(cfg: Config, key: str) -> str | None:
+    """Why changing `key` would do nothing for a run with `cfg`; None when it acts."""
+    if key.startswith("algo.res_") and not cfg.algo.res:
+        return f"this run's algorithm ({cfg.algorithm_name}) has no RES operator"
+    if key == "learner.target_update_episodes" and cfg.learner.target_update != "hard":
+        return "this run's target networks follow Polyak averaging (learner.target_update), not hard copies"
+    return None
+
+
 def changed(cfg: Config, key: str, value) -> tuple[Config, object]:
     """(the config with `key` set to `value`, checked as a config file's value would be, the old value).
-    A ConfigError names the key and why, for a locked key, an unknown one or a bad value."""
+    A ConfigError names the key and why, for a locked key, an unknown one, one that does nothing for this run, a
+    bad value or one out of LIVE_BOUNDS. `cfg` is the run's config as changed so far."""
     flat = flatten(cfg.to_dict())
     if key not in flat:
         raise ConfigError(f"{key}: not a setting; settings that change live: {', '.join(LIVE_KEYS)}")
     why = locked_reason(key)
     if why is not None:
         raise ConfigError(f"{key} cannot change while the run trains: {why}")
+    why = inert_reason(cfg, key)
+    if why is not None:
+        raise ConfigError(f"{key} does nothing for this run: {why}")
     section, _, name = key.partition(".")
-    return from_dict({section: {name: value}}, cfg), flat[key]
+    new = from_dict({section: {name: value}}, cfg)
+    v = flatten(new.to_dict())[key]
+    if key in LIVE_BOUNDS:
+        lo, hi = LIVE_BOUNDS[key]
+        if not lo <= v <= hi:
+            raise ConfigError(f"{key}: expected a value in [{lo:g}, {hi:g}] while a run trains, got {value!r}")
+    return new, flat[key]
 
 
 @dataclass
@@ -139,25 +172,53 @@ def read_events(run_dir: Path) -> list[LiveEvent]:
     return out
 
 
-def request(run_dir: str | Path, key: str, value, source: str = "cli") -> int:
-    """Append a change to a run's control file (checked against the run's config first); the line's number.
-    The training applies it at its next round, or at its resume when it is not running."""
+def current_config(run_dir: str | Path) -> Config:
+    """A run's settings as they stand: its starting config.toml, its applied events in order, then the requests
+    not yet applied (a stopped run applies them at its resume). What a new request is checked against."""
     from ..config import load_config
 
     d = Path(run_dir)
     cfg_path = d / "config.toml"
     if not cfg_path.is_file():
         raise ConfigError(f"{d}: no config.toml; expected a run directory")
-    changed(load_config(cfg_path), key, value)  # refuse a locked key or a bad value now, not in the run
-    line = json.dumps({"key": key, "value": value, "source": source}) + "\n"
-    path = d / REQUESTS_FILE
+    cfg = load_config(cfg_path)
+    events = read_events(d)
+    for e in events:
+        try:
+            cfg, _ = changed(cfg, e.key, e.new)
+        except ConfigError:
+            continue  # an event of an earlier version's rules: it happened; the run's own replay decides
+    applied = max((e.request for e in events), default=-1)
+    for line, r in RequestReader(d, applied).new():
+        if "error" not in r:
+            try:
+                cfg, _ = changed(cfg, r["key"], r["value"])
+            except ConfigError:
+                continue  # the run will refuse it too, and say so
+    return cfg
+
+
+def request_all(run_dir: str | Path, changes: list[tuple[str, object]], source: str = "cli") -> list[int]:
+    """Append changes to a run's control file, all or nothing: each is checked against the run's settings as
+    changed so far (`current_config`, then the ones before it), and only when every one passes are they written,
+    in one append. Their line numbers. The training applies them at its next round, or at its resume."""
+    cfg = current_config(run_dir)
+    for key, value in changes:
+        cfg, _ = changed(cfg, key, value)
+    text = "".join(json.dumps({"key": k, "value": v, "source": source}) + "\n" for k, v in changes)
+    path = Path(run_dir) / REQUESTS_FILE
+    before = sum(1 for _ in open(path, "rb")) if path.exists() else 0
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, line.encode())
+        os.write(fd, text.encode())
     finally:
         os.close(fd)
-    with open(path, "rb") as f:
-        return sum(1 for _ in f) - 1
+    return list(range(before, before + len(changes)))
+
+
+def request(run_dir: str | Path, key: str, value, source: str = "cli") -> int:
+    """One change appended to a run's control file (`request_all`); its line number."""
+    return request_all(run_dir, [(key, value)], source)[0]
 
 
 class RequestReader:

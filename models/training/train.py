@@ -654,6 +654,10 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
     try:
         with GracefulStop(log) as sig:
             stopped = False
+            # what was asked of the run while it was stopped (`set`, a raised run.t_max) applies now, before the
+            # end is judged: a finished run told to train longer does
+            tr.apply_now()
+            start_t = tr.t_env
             while tr.t_env < tr.cfg.run.t_max:
                 limit = tr.cfg.run.time_limit_s  # both may change live
                 if cb.should_stop() or sig.requested or (limit and tr.wall >= limit):
@@ -667,6 +671,10 @@ def train(config: Config | None, callbacks: Callbacks | None = None, run_dir=Non
             final_eval = {"test_win_rate": float("nan"), "test_return": float("nan")}
             # a stop keeps the learner's rounds pending in the checkpoint, so a resume goes on exactly as if
             # never stopped; the end of training hands them to the actors, evaluates and saves what was learnt
+            if not stopped and tr.t_env == start_t and resume is not None:
+                stopped = True  # nothing trained: its final evaluation stands (no second row); say how to go on
+                log(f"nothing to train: {tr.run_dir} is at {tr.t_env:,} env steps and run.t_max is "
+                    f"{tr.cfg.run.t_max:,}; raise it (--set run.t_max=N, or qmix-workbench set DIR run.t_max=N)")
             if not stopped:
                 tr.catch_up()
                 final_eval = tr.evaluate()
