@@ -215,3 +215,46 @@ def test_every_live_bound_is_in_the_help(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for key in LIVE_BOUNDS:
         assert key in text
+
+
+# ---- row 5 of "Also": compare and marl-eval import never raise a traceback -------------------------------------------
+def _marl(steps: dict, absolute=None) -> str:
+    import json
+
+    run = dict(steps)
+    if absolute is not None:
+        run["absolute_metrics"] = absolute
+    return json.dumps({"smac": {"2c_vs_64zg": {"QMIX": {"run_0": run}}}}, allow_nan=True)
+
+
+@pytest.mark.parametrize("text, field", [
+    (_marl({"step_0": {"step_count": 1e400, "win_rate": [1.0]}}).replace("Infinity", "1e400"), "step_count"),
+    (_marl({"step_0": {"step_count": 10**20, "win_rate": [1.0]}}), "step_count"),
+    (_marl({"step_0": {"step_count": "100", "win_rate": [1.0]}}), "step_count"),
+    (_marl({"step_0": {"step_count": 100, "win_rate": ["won"]}}), "win_rate"),
+    (_marl({"step_0": {"step_count": 100, "win_rate": [float("nan")]}}), "win_rate"),
+    (_marl({"step_0": {"step_count": 100, "win_rate": 0.5}}), "win_rate"),
+    (_marl({"step_0": {"step_count": 100, "win_rate": [1.0]}}, {"win_rate": ["x"]}), "absolute_metrics"),
+    (_marl({"step_0": [1, 2]}), "step_count"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deep"),
+])
+def test_hostile_marl_eval_files_are_one_line_errors(tmp_path, text, field):
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    rc, out, err = _run(["compare", str(f)])
+    assert rc == 2 and str(f) in err and field in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+                    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=4), kids, max_size=3),
+                    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(step=JSON, absolute=JSON)
+def test_generated_marl_eval_steps_never_raise_a_traceback(tmp_path, step, absolute):
+    f = tmp_path / "gen.json"
+    f.write_text(_marl({"step_0": step}, absolute))
+    rc, out, err = _run(["compare", str(f)])
+    assert rc in (0, 2) and "Traceback" not in err, err

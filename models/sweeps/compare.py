@@ -285,8 +285,10 @@ def _end_eval(path: Path, metric: str, t_last: int, key: str = "t_env") -> tuple
         doc = json.loads(path.read_text())
         value, episodes = float(doc[FINAL_EVAL_FIELDS[metric]]), int(doc["episodes"])
         at = int(doc[key])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
         return None
+    if not math.isfinite(value) or not 0 < episodes <= 10**7:
+        return None  # damaged: the run's last eval row stands in for it
     return None if at < t_last else (value, episodes)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import MAX_EPISODES
 from ..files.atomic import write_atomic
 from .compare import CompareError, Comparison, RunCurve
 
@@ -89,12 +90,15 @@ def _absolute(run_dir: Path) -> dict | None:
             try:
                 d = json.loads(f.read_text())
                 n, w = int(d["episodes"]), float(d["win_rate"])
-            except (ValueError, KeyError, TypeError):
+                ret = float(d["return"]) if "return" in d else None
+            except (ValueError, KeyError, TypeError, OverflowError, RecursionError):
                 continue
+            if not (0 < n <= MAX_EPISODES and 0.0 <= w <= 1.0) or (ret is not None and not math.isfinite(ret)):
+                continue  # a damaged file: the curves' last evaluation stands in for it
             wins = int(round(w * n))
             out = {"win_rate": [1.0] * wins + [0.0] * (n - wins)}
-            if "return" in d:
-                out["return"] = [float(d["return"])]
+            if ret is not None:
+                out["return"] = [ret]
             return out
     return None
 
@@ -107,6 +111,8 @@ def import_marl_eval(path: str | Path, metric: str = "test_win_rate") -> list[Ru
         doc = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise CompareError(f"{path}: not a readable marl-eval JSON file ({e})") from None
+    except RecursionError:
+        raise CompareError(f"{path}: not a marl-eval JSON file (nested too deep)") from None
     key = {"test_win_rate": "win_rate", "test_return": "return"}.get(metric)
     if key is None:
         raise CompareError(f"{path}: a marl-eval file has evaluation metrics only; --metric {metric} is not one")
@@ -122,19 +128,17 @@ def import_marl_eval(path: str | Path, metric: str = "test_win_rate") -> list[Ru
                     for sname, st in _items(steps, path, f"{env}/{task}/{algo}/{name}"):
                         if sname == "absolute_metrics":
                             continue
-                        try:
-                            t = int(st["step_count"])
-                            val = float(np.mean(st[key])) if st.get(key) else math.nan
-                            win = float(np.mean(st["win_rate"])) if st.get("win_rate") else math.nan
-                            wall = float(np.mean(st["wall_time_s"])) if st.get("wall_time_s") else math.nan
-                        except (KeyError, TypeError, ValueError):
-                            raise CompareError(f"{where}/{sname}: expected step_count and lists of numbers") from None
+                        if not isinstance(st, dict) or "step_count" not in st:
+                            raise CompareError(f"{where}/{sname}: expected an object with step_count")
+                        t = _step_count(st["step_count"], f"{where}/{sname}/step_count")
+                        val, win, wall = (_mean(st.get(k), f"{where}/{sname}/{k}")
+                                          for k in (key, "win_rate", "wall_time_s"))
                         pts.append((t, wall, val, win))
                     pts.sort()
                     a = np.array(pts, dtype=float).reshape(-1, 4)
                     absolute = steps.get("absolute_metrics") if isinstance(steps, dict) else None
-                    final = float(np.mean(absolute[key])) if isinstance(absolute, dict) and absolute.get(key) \
-                        else (float(a[-1, 2]) if len(a) else math.nan)
+                    final = _mean(absolute[key], f"{where}/absolute_metrics/{key}") \
+                        if isinstance(absolute, dict) and absolute.get(key) else (float(a[-1, 2]) if len(a) else math.nan)
                     n_final = len(absolute[key]) if isinstance(absolute, dict) and absolute.get(key) and \
                         key == "win_rate" else None
                     runs.append(RunCurve(run_dir=path, seed=k, config={
@@ -143,6 +147,27 @@ def import_marl_eval(path: str | Path, metric: str = "test_win_rate") -> list[Ru
                         final=final, final_episodes=n_final,
                         steps_per_s=a[-1, 0] / a[-1, 1] if len(a) and a[-1, 1] > 0 else math.nan))
     return runs
+
+
+MAX_STEPS = 10**13  # more env steps than any run makes: a larger count is a damaged file
+
+
+def _step_count(x, where: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x != int(x) \
+            or not 0 <= x <= MAX_STEPS:
+        raise CompareError(f"{where}: expected a whole number of env steps in [0, {MAX_STEPS:.0e}], got {x!r:.40}")
+    return int(x)
+
+
+def _mean(xs, where: str) -> float:
+    """The mean of a list of finite numbers (NaN for an absent or empty one); anything else is an error naming it."""
+    if xs is None or xs == []:
+        return math.nan
+    if not isinstance(xs, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in xs):
+        raise CompareError(f"{where}: expected a list of numbers, got {str(xs)!r:.60}")
+    if not all(math.isfinite(v) for v in xs):
+        raise CompareError(f"{where}: expected finite numbers, got {[v for v in xs if not math.isfinite(v)][:3]}")
+    return float(np.mean(xs))
 
 
 def _items(d, path: Path, where: str):
