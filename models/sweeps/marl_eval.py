@@ -129,7 +129,7 @@ def import_marl_eval(path: str | Path, metric: str = "test_win_rate") -> list[Ru
                         if sname == "absolute_metrics":
                             continue
                         if not isinstance(st, dict) or "step_count" not in st:
-                            raise CompareError(f"{where}/{sname}: expected an object with step_count")
+                            raise CompareError(f"{where}/{sname}: expected step_count and lists of numbers")
                         t = _step_count(st["step_count"], f"{where}/{sname}/step_count")
                         val, win, wall = (_mean(st.get(k), f"{where}/{sname}/{k}")
                                           for k in (key, "win_rate", "wall_time_s"))
