@@ -258,3 +258,53 @@ def test_generated_marl_eval_steps_never_raise_a_traceback(tmp_path, step, absol
     f.write_text(_marl({"step_0": step}, absolute))
     rc, out, err = _run(["compare", str(f)])
     assert rc in (0, 2) and "Traceback" not in err, err
+
+
+# ---- item 4: scripts checked whole before the run starts ----------------------------------------------------------
+def _script(tmp_path, text: str) -> Path:
+    p = tmp_path / "exp.toml"
+    p.write_text(text)
+    return p
+
+
+def test_a_script_is_checked_whole_in_the_order_it_plays(tmp_path):
+    from models.config import ConfigError, load_config
+    from models.training.script import load_script
+
+    cfg = load_config("qmix_2c_vs_64zg", ["run.t_max=1000"])
+    # step 2 is valid only once step 1 (listed after it) has applied: checked in play order, as changed
+    ok = _script(tmp_path, '[[step]]\nat = 200\nset = { "run.epsilon_start" = 0.005 }\n'
+                           '[[step]]\nat = 100\nset = { "run.epsilon_finish" = 0.001 }\n'
+                           '[[step]]\nat = 5000\nbreak_on = ["agent dies"]\n')
+    said = []
+    steps = load_script(ok, cfg, log=said.append)
+    assert [s.at for s in steps] == [100, 200, 5000]
+    assert any("step 3" in m and "past run.t_max" in m for m in said)
+    for text, why in (('[[step]]\nat = 900\nbranch = { "learner.td_lambda" = 7 }\n', "step 1: branch: learner.td_lambda"),
+                      ('[[step]]\nat = 900\nbranch = { "algo.mixer" = "vdn" }\n', "cannot change in a branch"),
+                      ('step = [1, 2]\n', "expected a [[step]] table"),
+                      ('[[step]]\nat = 1\nbreak_on = [{}]\n', "break_on"),
+                      ('[[step]]\nat = 1.5\nset = { "learner.lr" = 0.001 }\n', "whole number")):
+        with pytest.raises(ConfigError, match=why.replace("[", r"\[").replace("]", r"\]")):
+            load_script(_script(tmp_path, text), cfg)
+
+
+@pytest.mark.slow
+def test_an_edited_script_is_noticed_at_the_resume(tmp_path):
+    from conftest import TINY_2C
+
+    from models.config import load_config
+    from models.training.train import Trainer
+
+    p = _script(tmp_path, '[[step]]\nat = 0\nset = { "learner.lr" = 0.002 }\n'
+                          '[[step]]\nat = 100000\nset = { "learner.lr" = 0.003 }\n')
+    said = []
+    tr = Trainer(load_config("qmix_2c_vs_64zg", TINY_2C + [f'run.script="{p}"', "run.t_max=200000"]),
+                 run_dir=tmp_path / "r", log=said.append)
+    tr.round()
+    tr.save()
+    tr.close()
+    p.write_text('[[step]]\nat = 0\nset = { "learner.lr" = 0.002 }\n[[step]]\nat = 150000\nset = { "learner.lr" = 0.004 }\n')
+    b = Trainer(None, resume=tmp_path / "r", log=said.append)
+    b.close()
+    assert any("changed since the checkpoint" in m and "1 step(s) ahead" in m and "150,000" in m for m in said)

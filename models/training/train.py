@@ -34,7 +34,7 @@ from ..files.checkpoint import (
 )
 from ..files import metrics
 from . import live
-from .script import load_script
+from .script import load_script, script_digest
 from ..files.atomic import remove_stale_temps
 from ..files.rundir import RunDir
 from ..files.episode_file import EpisodeRecorder
@@ -204,8 +204,11 @@ class Trainer:
             self._report_edited_config(ckpt[0])
         self._write_config()
         self._requests = live.RequestReader(self.run_dir, max((e.request for e in self.events), default=-1))
-        self.script = load_script(cfg.run.script, cfg) if cfg.run.script else []
+        self.script = load_script(cfg.run.script, cfg, log=self.log) if cfg.run.script else []
         self._script_i = int(ckpt[0].get("script_done", 0)) if ckpt is not None else 0
+        self._script_digest = script_digest(cfg.run.script) if cfg.run.script else None
+        if ckpt is not None and cfg.run.script:
+            self._report_edited_script(ckpt[0])
         self._csv_file = open(self.rd.metrics, "a", newline="")
         self._csv = csv.DictWriter(self._csv_file, metrics.COLUMNS, extrasaction="ignore")
         if self._csv_file.tell() == 0:
@@ -264,6 +267,7 @@ class Trainer:
         rd = self.rd
         meta = {"config": self.start_cfg.to_dict(), "events": [dataclasses.asdict(e) for e in self.events],
                 "script_done": getattr(self, "_script_i", 0),
+                "script_digest": getattr(self, "_script_digest", None),
                 "fingerprint": self.fingerprint, "run_dir": str(self.run_dir),
                 "t_env": self.t_env, "episodes": self.episodes, "rounds": self.rounds, "last_test": self.last_test,
                 "last_save": self.last_save, "wall": self.wall, "rng": _rng_state(self.rng), "updates": self.updates,
@@ -366,6 +370,21 @@ class Trainer:
 
         check_changes(self.cfg, changes)
         self._branch_requests.append(dict(changes))
+
+    def _report_edited_script(self, meta: dict) -> None:
+        """A script edited between a stop and this resume: say what is replayed and what is not."""
+        was = meta.get("script_digest")
+        if was is None or was == self._script_digest:
+            return
+        done = self._script_i
+        ahead = [st.at for st in self.script if st.at > self.t_env]
+        self.log(f"warning: the experiment script {self.cfg.run.script} changed since the checkpoint at "
+                 f"{self.t_env:,} env steps: the {done} step(s) played before it are not played again (their changes "
+                 f"are among the run's events); the file as it is now plays from here: "
+                 f"{len(ahead)} step(s) ahead" + (f", the first at {min(ahead):,} env steps" if ahead else ""))
+        # the steps counted as played are the first `done` of the old file; in the new one, those at or before
+        # the checkpoint are the ones already behind
+        self._script_i = sum(1 for st in self.script if st.at <= self.t_env)
 
     def apply_now(self) -> None:
         """The live changes asked for so far, applied at once (a branch applies its own at its branch point)."""
