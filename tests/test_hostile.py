@@ -308,3 +308,19 @@ def test_an_edited_script_is_noticed_at_the_resume(tmp_path):
     b = Trainer(None, resume=tmp_path / "r", log=said.append)
     b.close()
     assert any("changed since the checkpoint" in m and "1 step(s) ahead" in m and "150,000" in m for m in said)
+
+
+@pytest.mark.slow
+def test_resume_set_wins_over_earlier_live_changes_and_is_an_event(finished):
+    t_end = int(_rows(finished, "eval")[-1]["t_env"])
+    assert _run(["set", str(finished), "learner.lr=0.002", f"run.t_max={t_end + 200}"])[0] == 0
+    assert _run(["train", "--resume", str(finished)])[0] == 0  # the live lr 0.002 is an event of the run now
+    rc, out, err = _run(["train", "--resume", str(finished), "--set", "learner.lr=0.0007", "--set",
+                         f"run.t_max={t_end + 400}"])
+    assert rc == 0, err
+    assert float(_rows(finished, "update")[-1]["lr"]) == pytest.approx(0.0007)
+    from models.training.live import read_events
+
+    ev = read_events(finished)
+    assert [(e.key, e.new, e.source) for e in ev if e.key == "learner.lr"] == [("learner.lr", 0.002, "cli"),
+                                                                             ("learner.lr", 0.0007, "resume")]

@@ -317,10 +317,15 @@ def _train(args) -> int:
         if args.resume:
             if args.preset or args.config:
                 raise ValueError("--resume takes the run's own config; drop --preset/--config")
-            other = [s for s in args.overrides if not s.strip().startswith("run.")]
+            from models.config import parse_override
+            from models.training.live import LIVE_KEYS
+
+            other = [s for s in args.overrides if not s.strip().startswith("run.")
+                     and parse_override(s)[0] not in LIVE_KEYS]
             if other:
                 raise ValueError(f"--resume keeps the run's networks and environment; only run.* keys (t_max, "
-                                 f"time_limit_s, intervals, ...) can change, not {', '.join(other)}")
+                                 f"time_limit_s, intervals, ...) and the settings that change live (set --list) "
+                                 f"can change, not {', '.join(other)}")
             train(None, callbacks=bar, resume=args.resume, run_dir=args.run_dir, overwrite=args.overwrite,
                   overrides=args.overrides, log=log)
             return 0

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import Config, ConfigError, apply_overrides, flatten, from_dict
+from ..config import Config, ConfigError, apply_overrides, flatten, from_dict, parse_override
 from ..core.buffer import describe_buffer
 from ..core.envs import make_env_for
 from ..core.networks import actor_weights, build_networks, load_actor_weights
@@ -98,7 +98,10 @@ class Trainer:
             ckpt = (meta, tensors)
             if cfg is None:  # the checkpoint's own config; overrides may change run.* keys (e.g. train longer)
                 notes: list = []
-                cfg = apply_overrides(from_dict(meta["config"], notes=notes), overrides or [])
+                # learner/algo keys that change live are not the run's start: they apply as events (below)
+                start_sets = [o for o in overrides or [] if parse_override(o)[0].startswith("run.")
+                              or parse_override(o)[0] not in live.LIVE_KEYS]
+                cfg = apply_overrides(from_dict(meta["config"], notes=notes), start_sets)
                 if notes:
                     log(f"{meta['path']} was written by an earlier version; its schedule keys are read as their "
                         f"equivalents (the same updates per episode and the same refresh period): " + "; ".join(notes))
@@ -121,6 +124,8 @@ class Trainer:
             log(f"a new run from scratch: run.branch_of ({cfg.run.branch_of}) does not apply and is cleared")
             cfg = apply_overrides(cfg, ['run.branch_of=""'])
         self.cfg = cfg
+        # a resume's --set of keys that change live: applied after the run's events, as events of their own
+        self._resume_sets = list(overrides or []) if resume is not None else []
         # the config the run started with (config.toml, checkpoints); `cfg` is it with the live changes applied
         self.start_cfg = cfg
         self.events: list[live.LiveEvent] = []
@@ -311,6 +316,11 @@ class Trainer:
         # the live changes up to the checkpoint, in order, before the learner's state (its rate is the config's)
         for d in meta.get("events", []):
             self._apply_change(live.LiveEvent(**d), replay=True)
+        for key, value in (parse_override(o) for o in self._resume_sets):
+            # `train --resume --set` wins over the run's earlier events of the key, and is an event itself
+            if key in live.LIVE_KEYS and flatten(live.changed(self.cfg, key, value)[0].to_dict())[key] != \
+                    flatten(self.cfg.to_dict())[key]:
+                self._pending.append((key, value, "resume", -1))
         live.write_events(self.run_dir, self.events)  # changes made after the checkpoint are made again, or not
         if tensors.get("buffer") is None:
             self.log(f"warning: resuming from {meta['path']} without a replay buffer (only checkpoints written at a "
