@@ -12,6 +12,19 @@ os.environ.setdefault("QMIX_WORKBENCH_SETTINGS", os.path.join(tempfile.mkdtemp(p
 
 import pytest  # noqa: E402
 
+def run_cli(argv) -> tuple[int, str, str]:
+    """`qmix-workbench ARGV` in this process: (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from workbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
 TINY_2C = ["env.num_envs=2", "learner.batch_size=2", "learner.replay_ratio=4", "learner.buffer_size=8", "algo.agent_hidden=16",
            "algo.mixing_embed=8", "algo.hypernet_embed=16", "run.test_episodes=2", "run.test_interval=400",
            "run.t_max=300", "run.save_interval=0"]

@@ -2,12 +2,11 @@
 directory the command does not own, a branch is all or nothing and never touches its parent, a branch's request
 log is its own. Property-based (Hypothesis) generation of output paths against a real sweep of real runs: no
 input file changes and no traceback escapes."""
-import contextlib
-import io
 import os
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,11 +14,7 @@ from models.files.guard import Output, OutputRefused, check_outputs
 from workbench.cli import main as cli
 
 
-def _run(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = cli(argv)
-    return rc, out.getvalue(), err.getvalue()
+_run = run_cli
 
 
 def _tree(d: Path) -> dict:

@@ -3,7 +3,6 @@ registry, the threads accounting, the statistics on hand-made runs, and the Ray 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import shutil
 import sys
@@ -12,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from models import registry
 from models.sweeps.compare import compare_runs, summarise
 from models.config import load_config
 from models.sweeps.sweep import RAY_MISSING, SweepSpec, default_workers, plan_sweep, run_sweep
-from workbench.cli import main
 
 TINY = ["--set", "run.t_max=600", "--set", "run.test_interval=128"]
 BASE = ["sweep", "--preset", "qmix_twostep,vdn_twostep", "--seeds", "0,1", *TINY, "--final-episodes", "50"]
@@ -25,11 +24,7 @@ BASE = ["sweep", "--preset", "qmix_twostep,vdn_twostep", "--seeds", "0,1", *TINY
 NAMES = ["qmix_twostep_s0", "vdn_twostep_s0", "qmix_twostep_s1", "vdn_twostep_s1"]
 
 
-def _run(argv) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        rc = main(argv)
-    return rc, out.getvalue(), err.getvalue()
+_run = run_cli
 
 
 def _mtimes(d: Path) -> dict:
