@@ -319,3 +319,16 @@ def test_resume_set_wins_over_earlier_live_changes_and_is_an_event(finished):
     ev = read_events(finished)
     assert [(e.key, e.new, e.source) for e in ev if e.key == "learner.lr"] == [("learner.lr", 0.002, "cli"),
                                                                              ("learner.lr", 0.0007, "resume")]
+
+
+@pytest.mark.slow
+def test_record_and_ship_policy_never_write_into_another_run(sweep, tmp_path):
+    before = _tree(sweep)
+    run0, run1 = sweep / "qmix_twostep_s0", sweep / "qmix_twostep_s1"
+    rc, _, err = _run(["record", str(run0), "--episodes", "1", "--out", str(run1 / "episodes")])
+    assert rc == 2 and "run directory" in err
+    rc, _, err = _run(["record", str(run0), "--episodes", "1", "--out", str(run0 / "checkpoints")])
+    assert rc == 2 and "records" in err
+    rc, _, err = _run(["ship-policy", str(run0), "--name", "x", "--episodes", "2", "--out", str(run1)])
+    assert rc == 2 and "already holds a run" in err
+    assert _tree(sweep) == before

@@ -380,7 +380,17 @@ def _eval(args) -> int:
 def _record(args) -> int:
     from models.play.recording import record_episodes
 
-    record_episodes(_policy_source(args), args.episodes, args.out, args.seed, log=print, force=args.force)
+    from pathlib import Path
+
+    from models.files.guard import Output, check_outputs
+
+    source = _policy_source(args)
+    if args.out:  # a run's own episodes/ takes them (the default); never another run's or sweep's files
+        src = Path(source)
+        run = src if src.is_dir() else (src.parent.parent if src.parent.name == "checkpoints" else None)
+        check_outputs([Output("--out", args.out, directory=True)], inputs=[] if run else [source],
+                      owns=[run] if run else [])
+    record_episodes(source, args.episodes, args.out, args.seed, log=print, force=args.force)
     return 0
 
 
@@ -418,6 +428,10 @@ def _ship_policy(args) -> int:
                           str(args.episodes), "--seed", str(args.seed)] + (["--out", args.out] if args.out else []))
     if args.trained_with:
         command = f"{args.trained_with}\n{command}"
+    if args.out:  # a policies directory: never inside a run or sweep, nor the checkpoint's own place
+        from models.files.guard import Output, check_outputs
+
+        check_outputs([Output("--out", args.out, directory=True)], inputs=[args.checkpoint])
     print(f"evaluating {args.checkpoint} over {args.episodes} greedy episodes ...", file=sys.stderr)
     card = ship_policy(args.checkpoint, args.name, args.episodes, args.seed, out_dir=args.out, command=command,
                        log=lambda m: print(m, file=sys.stderr), force=args.force)
