@@ -332,3 +332,18 @@ def test_record_and_ship_policy_never_write_into_another_run(sweep, tmp_path):
     rc, _, err = _run(["ship-policy", str(run0), "--name", "x", "--episodes", "2", "--out", str(run1)])
     assert rc == 2 and "already holds a run" in err
     assert _tree(sweep) == before
+
+
+def test_a_replaced_or_truncated_request_log_is_said_and_read_anew(tmp_path):
+    from models.training.live import REQUESTS_FILE, RequestReader
+
+    log = tmp_path / REQUESTS_FILE
+    log.write_text('{"key": "learner.lr", "value": 0.001}\n{"key": "learner.lr", "value": 0.002}\n')
+    r = RequestReader(tmp_path, -1)
+    assert [i for i, _ in r.new()] == [0, 1]
+    log.unlink()
+    log.write_text('{"key": "learner.td_lambda", "value": 0.5}\n')  # made again: one line, fewer bytes
+    got = r.new()
+    assert "replaced or truncated" in got[0][1]["error"] and [(i, d.get("key")) for i, d in got[1:]] == \
+        [(0, "learner.td_lambda")]
+    assert r.new() == []

@@ -231,12 +231,19 @@ class RequestReader:
 
     def new(self) -> list[tuple[int, dict]]:
         try:
-            size = self.path.stat().st_size
+            st = self.path.stat()
         except FileNotFoundError:
             return []
-        if size == self._size:
-            return []
+        size, ino = st.st_size, st.st_ino
         out = []
+        if self._size >= 0 and (size < self._size or ino != getattr(self, "_ino", ino)):
+            # deleted and made again, or cut: its lines are new requests from the first on, and that is said
+            out.append((-1, {"error": f"{self.path} was replaced or truncated while the run trained: its lines are "
+                                      f"read as new requests from line 1"}))
+            self.next_line, self._size = 0, -1
+        self._ino = ino
+        if size == self._size:
+            return out
         with open(self.path, "rb") as f:
             raw = f.read()
         whole = raw[:raw.rfind(b"\n") + 1]  # a line being written waits for its end
