@@ -228,6 +228,7 @@ class RequestReader:
         self.path = Path(run_dir) / REQUESTS_FILE
         self.next_line = applied_upto + 1  # the first line not yet applied
         self._size = -1
+        self._ino: int | None = None  # the file's identity when last read: a new one is a replaced file
 
     def new(self) -> list[tuple[int, dict]]:
         try:
@@ -236,7 +237,7 @@ class RequestReader:
             return []
         size, ino = st.st_size, st.st_ino
         out = []
-        if self._size >= 0 and (size < self._size or ino != getattr(self, "_ino", ino)):
+        if self._size >= 0 and (size < self._size or ino != self._ino):
             # deleted and made again, or cut: its lines are new requests from the first on, and that is said
             out.append((-1, {"error": f"{self.path} was replaced or truncated while the run trained: its lines are "
                                       f"read as new requests from line 1"}))
